@@ -1,0 +1,373 @@
+"""`Runner`: runs one dlt pipeline with finalize-first, retries, traces and callbacks.
+
+The core knows nothing about orchestrators. One `run(data)`:
+1. optional clean folder (finalize, drop, sync from the destination),
+2. finalize pending packages (`pipeline.run()`), each call one attempt under the retry policy,
+3. run the new data (`pipeline.run(data)`); a retry after a failed normalize/load finishes the
+   pending package instead of extracting again,
+4. after every attempt: snapshot the trace, build its record, store it, fire callbacks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+import tenacity
+from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
+from dlt_runner.config import RunConfig, TOnTerminalPackage
+from dlt_runner.errors import RunConfigError, RunnerError, TerminalPackageError
+from dlt_runner.log import logger
+from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
+from dlt_runner.retry import (
+    TRetryPolicyArg,
+    bind_retrying,
+    failed_step,
+    is_package_failure,
+)
+from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
+from dlt_runner.traces import TraceStore, preserve_fallback_files, trace_to_json
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
+    from dlt.common.pipeline import LoadInfo
+
+DESTINATION_KWARGS = ("destination", "staging", "dataset_name", "credentials")
+"""`pipeline.run` arguments that every call needs (a finalize too); the rest describe data."""
+
+
+class DataFactoryError(RunnerError):
+    """The data factory passed to `run()` raised; counts as an extract failure for retries."""
+
+    runner_step = "extract"
+
+
+@dataclass
+class _RunState:
+    run_id: str
+    started_at: datetime
+    records: list[AttemptRecord] = field(default_factory=list)
+    aborted_load_ids: list[str] = field(default_factory=list)
+    last_trace: Any = None
+    last_result: Any = None
+    trace_location: Optional[str] = None
+
+    @property
+    def attempt(self) -> int:
+        return len(self.records)
+
+
+class Runner:
+    """Runs a dlt pipeline the way production needs; see `RunConfig` for the knobs.
+
+    `report` holds the `RunReport` of the last `run()`, also when it raised.
+    """
+
+    def __init__(
+        self, pipeline: "Pipeline", config: Optional[RunConfig] = None, **config_kwargs: Any
+    ) -> None:
+        if config is not None and config_kwargs:
+            raise RunConfigError(
+                "config",
+                f"given together with {sorted(config_kwargs)}",
+                "pass either a RunConfig or its fields as keyword arguments, not both",
+            )
+        self.pipeline = pipeline
+        self.config = config if config is not None else RunConfig(**config_kwargs)
+        self.report: Optional[RunReport] = None
+        self._traces = (
+            TraceStore(pipeline, self.config.store_trace_info)
+            if self.config.store_trace_info is not False
+            else None
+        )
+        install_tracker()
+
+    def run(self, data: Any = None, **run_kwargs: Any) -> Optional["LoadInfo"]:
+        """Finalizes pending data, then loads `data`; returns the last `LoadInfo` (None if idle).
+
+        `data` is anything `pipeline.run` takes, or a zero-argument factory returning it (called
+        again for every extract attempt, so a generator source can be retried).
+        """
+        dest_kwargs, data_kwargs = self._split_kwargs(run_kwargs)
+        self._check_data(data)
+        pipeline = self.pipeline
+        state = _RunState(run_id=uuid.uuid4().hex, started_at=_now())
+        callbacks = CallbackDispatcher(self.config.callbacks).with_collector(pipeline.collector)
+        learn_from_pipeline(pipeline)
+        learn_from_credentials(dest_kwargs.get("credentials"))
+        logger.info("run %s of pipeline %s started", state.run_id, pipeline.pipeline_name)
+        callbacks.fire("on_before", pipeline, self.config)
+        error: Optional[BaseException] = None
+        try:
+            if self.config.run_from_clean_folder:
+                self._finalize(state, callbacks, dest_kwargs)
+                self._clean_folder()
+            self._finalize(state, callbacks, dest_kwargs)
+            if data is not None:
+                try:
+                    state.last_result = self._run_phase(
+                        state, callbacks, "run", self._data_call(data, dest_kwargs, data_kwargs)
+                    )
+                except Exception as ex:
+                    if is_package_failure(ex):
+                        raise self._terminal_package_error(ex, None) from ex
+                    raise
+            return state.last_result  # type: ignore[no-any-return]
+        except BaseException as ex:
+            error = ex
+            raise
+        finally:
+            self.report = RunReport.build(
+                run_id=state.run_id,
+                pipeline=pipeline,
+                started_at=state.started_at,
+                attempts=state.records,
+                pending_load_ids=_pending_load_ids(pipeline),
+                aborted_load_ids=state.aborted_load_ids,
+                exception=error,
+                cancelled=False,
+                trace_location=state.trace_location,
+            )
+            if isinstance(error, RunnerError):
+                error.report = self.report
+            _log_summary(self.report)
+            callbacks.fire("on_after", pipeline, state.last_trace, self.report, error)
+
+    # --- phases -----------------------------------------------------------------------------
+
+    def _finalize(
+        self, state: _RunState, callbacks: CallbackDispatcher, dest_kwargs: dict[str, Any]
+    ) -> None:
+        pipeline = self.pipeline
+        if not pipeline.has_pending_data:
+            return
+        pending = _pending_load_ids(pipeline)
+        logger.info(
+            "pipeline %s has pending packages %s: loading them before new data",
+            pipeline.pipeline_name,
+            pending,
+        )
+        try:
+            state.last_result = self._run_phase(
+                state, callbacks, "finalize", lambda: pipeline.run(**dest_kwargs)
+            )
+        except Exception as ex:
+            if not is_package_failure(ex):
+                raise
+            if self.config.on_terminal_package == "fail":
+                raise self._terminal_package_error(ex, pending) from ex
+            self._abort_pending(state, getattr(ex, "load_id", None), ex)
+
+    def _terminal_package_error(
+        self, ex: Exception, pending: Optional[list[str]]
+    ) -> TerminalPackageError:
+        pending = pending if pending is not None else _pending_load_ids(self.pipeline)
+        load_id = getattr(ex, "load_id", None) or (pending[0] if pending else None)
+        return TerminalPackageError(
+            self.pipeline.pipeline_name, load_id, self.pipeline.pipelines_dir, ex
+        )
+
+    def _abort_pending(self, state: _RunState, load_id: Optional[str], ex: Exception) -> None:
+        pipeline = self.pipeline
+        before = set(_pending_load_ids(pipeline))
+        logger.error(
+            "ABORTING pending load packages %s of pipeline %s: package %s failed terminally"
+            " (%s). Their data is NOT loaded; fix the cause and re-extract it if you need it.",
+            sorted(before),
+            pipeline.pipeline_name,
+            load_id,
+            type(ex).__name__,
+        )
+        pipeline.abort_packages()
+        state.aborted_load_ids.extend(sorted(before - set(_pending_load_ids(pipeline))))
+
+    def _clean_folder(self) -> None:
+        pipeline = self.pipeline
+        logger.info(
+            "run_from_clean_folder: dropping %s and syncing state from the destination",
+            pipeline.working_dir,
+        )
+        with preserve_fallback_files(pipeline):
+            pipeline.drop()
+        pipeline.sync_destination()
+
+    def _data_call(
+        self, data: Any, dest_kwargs: dict[str, Any], data_kwargs: dict[str, Any]
+    ) -> Callable[[], Any]:
+        pipeline = self.pipeline
+
+        def call() -> Any:
+            if pipeline.has_pending_data:
+                # an earlier attempt extracted our data and failed later: finish that package
+                return pipeline.run(**dest_kwargs)
+            payload = data
+            if _is_factory(data):
+                try:
+                    payload = data()
+                except Exception as ex:
+                    raise DataFactoryError(f"the data factory {data!r} raised: {ex}") from ex
+            return pipeline.run(payload, **dest_kwargs, **data_kwargs)
+
+        return call
+
+    # --- attempts -----------------------------------------------------------------------------
+
+    def _run_phase(
+        self,
+        state: _RunState,
+        callbacks: CallbackDispatcher,
+        phase: TPhase,
+        call: Callable[[], Any],
+    ) -> Any:
+        pipeline = self.pipeline
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            logger.warning(
+                "pipeline %s attempt %d (%s) failed at step %s with %s; retrying in %.1f s",
+                pipeline.pipeline_name,
+                state.attempt,
+                phase,
+                failed_step(exc) if exc else None,
+                type(exc).__name__,
+                wait,
+            )
+            callbacks.fire("on_retry", pipeline, state.last_trace, state.attempt, False, exc)
+
+        retrying = bind_retrying(
+            self.config.retrying, self.config.retry_pipeline_steps, before_sleep
+        )
+        try:
+            return retrying(self._attempt, state, callbacks, phase, call)
+        except Exception as ex:
+            callbacks.fire("on_retry", pipeline, state.last_trace, state.attempt, True, ex)
+            raise
+
+    def _attempt(
+        self,
+        state: _RunState,
+        callbacks: CallbackDispatcher,
+        phase: TPhase,
+        call: Callable[[], Any],
+    ) -> Any:
+        pipeline = self.pipeline
+        previous_trace = pipeline.last_trace
+        started_at = _now()
+        error: Optional[BaseException] = None
+        try:
+            return call()
+        except BaseException as ex:
+            error = ex
+            raise
+        finally:
+            trace = pipeline.last_trace
+            if trace is previous_trace:
+                trace = None  # dlt made no trace (it failed before starting one)
+            state.last_trace = trace
+            record = record_attempt(
+                state.attempt + 1,
+                phase,
+                started_at,
+                trace,
+                error,
+                _pending_load_ids(pipeline),
+            )
+            state.records.append(record)
+            if record.schema_changes:
+                callbacks.fire("on_schema_change", pipeline, record.schema_changes)
+            if self._traces is not None:
+                row: dict[str, Any] = {
+                    "run_id": state.run_id,
+                    "pipeline_name": pipeline.pipeline_name,
+                }
+                row.update(record.to_row())
+                row["trace"] = trace_to_json(trace)
+                state.trace_location = self._traces.store(row)
+
+    # --- arguments ----------------------------------------------------------------------------
+
+    def _split_kwargs(self, run_kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        allowed = set(inspect.signature(self.pipeline.run).parameters) - {"data"}
+        unknown = sorted(set(run_kwargs) - allowed)
+        if unknown:
+            raise RunConfigError(
+                f"run(**{unknown[0]})",
+                "not an argument of pipeline.run",
+                f"use arguments of dlt's pipeline.run: {sorted(allowed)}",
+            )
+        dest = {k: v for k, v in run_kwargs.items() if k in DESTINATION_KWARGS}
+        rest = {k: v for k, v in run_kwargs.items() if k not in DESTINATION_KWARGS}
+        return dest, rest
+
+    def _check_data(self, data: Any) -> None:
+        if "extract" in self.config.retry_pipeline_steps and isinstance(data, Iterator):
+            raise RunConfigError(
+                "data",
+                "a one-shot iterator or generator cannot be extracted again after a failed"
+                " extract, so a retry would load only its remainder",
+                "pass a factory instead (run(lambda: my_generator())), a dlt resource or source,"
+                ' or remove "extract" from retry_pipeline_steps',
+            )
+
+
+def runner(
+    pipeline: "Pipeline",
+    retry_policy: TRetryPolicyArg = None,
+    retry_pipeline_steps: Sequence[str] = ("load",),
+    store_trace_info: Union[bool, "Pipeline"] = False,
+    run_from_clean_folder: bool = False,
+    on_terminal_package: TOnTerminalPackage = "fail",
+    callbacks: Sequence[RunnerCallbacks] = (),
+) -> Runner:
+    """Builds a `Runner` (the same call shape as dlt+'s `runner`); call `.run(data)` on it."""
+    return Runner(
+        pipeline,
+        RunConfig(
+            retry_policy=retry_policy,
+            retry_pipeline_steps=retry_pipeline_steps,
+            store_trace_info=store_trace_info,
+            run_from_clean_folder=run_from_clean_folder,
+            on_terminal_package=on_terminal_package,
+            callbacks=callbacks,
+        ),
+    )
+
+
+def _is_factory(data: Any) -> bool:
+    from dlt.extract import DltResource, DltSource
+
+    return callable(data) and not isinstance(data, (DltSource, DltResource))
+
+
+def _pending_load_ids(pipeline: Any) -> list[str]:
+    try:
+        return sorted(
+            {*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()}
+        )
+    except Exception:
+        return []
+
+
+def _log_summary(report: RunReport) -> None:
+    rows = ", ".join(f"{t}={n}" for t, n in sorted(report.row_counts.items())) or "no rows"
+    log = logger.info if report.status == "success" else logger.error
+    log(
+        "run %s of pipeline %s: %s after %d attempt(s) in %.1f s; %s; load ids %s; trace: %s",
+        report.run_id,
+        report.pipeline_name,
+        report.status,
+        report.attempts,
+        report.duration_s,
+        rows,
+        report.load_ids,
+        report.trace_location or "not stored",
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

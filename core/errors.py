@@ -1,0 +1,89 @@
+"""Exceptions raised by the runner.
+
+Adapters map these onto their orchestrator's notion of "retry" and "do not retry", so every
+class here says which side it is on: `TerminalException` subclasses must never be retried.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+from dlt.common.exceptions import TerminalException
+
+if TYPE_CHECKING:
+    from dlt_runner.report import RunReport
+
+
+class RunnerError(Exception):
+    """Base class of every error the runner raises itself."""
+
+    report: Optional["RunReport"] = None
+
+
+class RunConfigError(RunnerError, ValueError, TerminalException):
+    """Bad runner configuration; names the field and the fix. Raised before anything runs."""
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{field}: {problem}. Fix: {fix}")
+
+
+class TerminalPackageError(RunnerError, TerminalException):
+    """A load package failed with an error that retrying cannot fix.
+
+    The package stays pending in the pipeline's working folder; the message says how to abort it.
+    """
+
+    def __init__(
+        self,
+        pipeline_name: str,
+        load_id: Optional[str],
+        pipelines_dir: str,
+        cause: BaseException,
+    ) -> None:
+        self.pipeline_name = pipeline_name
+        self.load_id = load_id
+        self.pipelines_dir = pipelines_dir
+        cause_text = f"{type(cause).__name__}: {_first_line(cause)}"
+        package = f"load package {load_id}" if load_id else "a pending load package"
+        super().__init__(
+            f"Pipeline {pipeline_name!r}: {package} failed terminally and was not retried"
+            f" ({cause_text}). The package is still pending; every later run will try it first"
+            f" and fail again until the cause is fixed or the package is aborted. To abort it"
+            f" (its data is not loaded): {abort_command(pipeline_name, pipelines_dir, load_id)}"
+            " or run the runner with on_terminal_package='abort'."
+        )
+
+
+class RunCancelled(RunnerError, TerminalException):
+    """The run was cancelled (signal, `Runner.cancel`, drain deadline) and drained.
+
+    Pending data stays in the working folder; the next run finalizes it first. Never retried
+    by the runner (it is a `TerminalException`); an orchestrator may retry the *task*.
+    """
+
+    def __init__(self, reason: str, report: Optional["RunReport"] = None) -> None:
+        self.reason = reason
+        self.report = report
+        pending: Sequence[Any] = report.pending_load_ids if report else ()
+        super().__init__(
+            f"Run cancelled ({reason}); pending load packages {list(pending)} will be finalized"
+            " by the next run."
+        )
+
+
+def abort_command(pipeline_name: str, pipelines_dir: str, load_id: Optional[str]) -> str:
+    """The exact shell command that aborts a pending package of this pipeline."""
+    cmd = f"dlt pipeline --pipelines-dir {shlex.quote(pipelines_dir)} {shlex.quote(pipeline_name)}"
+    if load_id:
+        return f"`{cmd} load-package {load_id} abort`"
+    return f"`{cmd} abort-packages`"
+
+
+def _first_line(ex: BaseException) -> str:
+    text = str(ex).strip()
+    return text.splitlines()[0][:300] if text else ""

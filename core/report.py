@@ -1,0 +1,282 @@
+"""`RunReport`: the one JSON-safe, size-bounded summary of a run that every adapter pushes out.
+
+Built from per-attempt records (`AttemptRecord`), themselves built from dlt's trace and load info
+right after each attempt, because `pipeline.last_trace` is replaced by the next call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, Optional
+
+from dlt_runner.retry import failed_step, is_terminal, iter_exception_chain
+from dlt_runner.scrub import SECRETS
+
+MAX_REPORT_BYTES = 64 * 1024
+MAX_ERROR_CHARS = 4000
+TStatus = Literal["success", "failed", "cancelled"]
+TPhase = Literal["finalize", "run"]
+
+
+@dataclass
+class AttemptRecord:
+    """What one `pipeline.run` call did, captured before the next call replaces the trace."""
+
+    attempt: int
+    phase: TPhase
+    status: TStatus
+    started_at: datetime
+    finished_at: datetime
+    step_durations: dict[str, float] = field(default_factory=dict)
+    load_ids: list[str] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    schema_changes: dict[str, list[str]] = field(default_factory=dict)
+    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+    pending_load_ids: list[str] = field(default_factory=list)
+    error: Optional[dict[str, Any]] = None
+
+    @property
+    def duration_s(self) -> float:
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    def to_row(self) -> dict[str, Any]:
+        """The trace-table form (without run-level columns), JSON-safe and scrubbed."""
+        row = asdict(self)
+        row["started_at"] = _iso(self.started_at)
+        row["finished_at"] = _iso(self.finished_at)
+        row["duration_s"] = self.duration_s
+        return SECRETS.scrub(row)  # type: ignore[no-any-return]
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """Type, message, failing step and root cause of an exception; scrubbed and bounded."""
+    chain = list(iter_exception_chain(exc))
+    root = chain[-1]
+    for link in chain:
+        if getattr(link, "__cause__", None) is None and getattr(link, "exception", None) is None:
+            root = link
+            break
+    info: dict[str, Any] = {
+        "type": _type_name(exc),
+        "message": _bounded(str(exc)),
+        "step": failed_step(exc),
+        "load_id": getattr(exc, "load_id", None),
+        "terminal": is_terminal(exc),
+    }
+    if root is not exc:
+        info["root_cause"] = {"type": _type_name(root), "message": _bounded(str(root), 1000)}
+    return SECRETS.scrub(info)  # type: ignore[no-any-return]
+
+
+def record_attempt(
+    attempt: int,
+    phase: TPhase,
+    started_at: datetime,
+    trace: Any,
+    exception: Optional[BaseException],
+    pending_load_ids: list[str],
+    cancelled: bool = False,
+) -> AttemptRecord:
+    """Builds an `AttemptRecord` from a dlt trace (None when dlt made none) and the outcome."""
+    status: TStatus = "cancelled" if cancelled else ("failed" if exception else "success")
+    record = AttemptRecord(
+        attempt=attempt,
+        phase=phase,
+        status=status,
+        started_at=started_at,
+        finished_at=_now(),
+        pending_load_ids=list(pending_load_ids),
+        error=describe_error(exception) if exception is not None else None,
+    )
+    if trace is not None:
+        for step in trace.steps:
+            if step.step != "run" and step.finished_at is not None:
+                seconds = (step.finished_at - step.started_at).total_seconds()
+                record.step_durations[step.step] = round(
+                    record.step_durations.get(step.step, 0.0) + seconds, 3
+                )
+    load_info = _load_info(trace, exception)
+    if load_info is not None:
+        _add_load_info(record, load_info)
+        normalize_info = trace.last_normalize_info if trace is not None else None
+        if normalize_info is not None:
+            for load_id, metrics_list in normalize_info.metrics.items():
+                if load_id not in record.load_ids:
+                    continue
+                for metrics in metrics_list:
+                    for table, table_metrics in metrics["table_metrics"].items():
+                        if not table.startswith("_dlt"):
+                            record.row_counts[table] = (
+                                record.row_counts.get(table, 0) + table_metrics.items_count
+                            )
+    return record
+
+
+def _load_info(trace: Any, exception: Optional[BaseException]) -> Any:
+    from dlt.common.pipeline import LoadInfo
+
+    step_info = getattr(exception, "step_info", None)
+    if isinstance(step_info, LoadInfo):
+        return step_info
+    return trace.last_load_info if trace is not None else None
+
+
+def _add_load_info(record: AttemptRecord, load_info: Any) -> None:
+    for package in load_info.load_packages:
+        if package.state == "loaded":
+            record.load_ids.append(package.load_id)
+        for table, table_schema in (package.schema_update or {}).items():
+            if table.startswith("_dlt"):
+                continue
+            columns = record.schema_changes.setdefault(table, [])
+            columns.extend(c for c in table_schema.get("columns", {}) if c not in columns)
+        for job in package.jobs.get("failed_jobs", []):
+            record.failed_jobs.append(
+                {
+                    "load_id": package.load_id,
+                    "table": job.job_file_info.table_name,
+                    "job_id": job.job_file_info.job_id(),
+                    "message": _bounded(job.failed_message or "", 1000),
+                }
+            )
+
+
+@dataclass
+class RunReport:
+    """Summary of one `Runner.run()`: every field JSON-safe, secrets scrubbed, <= 64 KB."""
+
+    run_id: str
+    pipeline_name: str
+    destination: Optional[str]
+    dataset_name: Optional[str]
+    status: TStatus = "success"
+    attempts: int = 0
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
+    duration_s: float = 0.0
+    step_durations: dict[str, float] = field(default_factory=dict)
+    load_ids: list[str] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    schema_changes: dict[str, list[str]] = field(default_factory=dict)
+    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+    pending_load_ids: list[str] = field(default_factory=list)
+    aborted_load_ids: list[str] = field(default_factory=list)
+    error: Optional[dict[str, Any]] = None
+    trace_location: Optional[str] = None
+    attempt_history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        run_id: str,
+        pipeline: Any,
+        started_at: datetime,
+        attempts: list[AttemptRecord],
+        pending_load_ids: list[str],
+        aborted_load_ids: list[str],
+        exception: Optional[BaseException],
+        cancelled: bool,
+        trace_location: Optional[str],
+    ) -> "RunReport":
+        finished_at = _now()
+        destination = getattr(pipeline, "_destination", None)
+        report = cls(
+            run_id=run_id,
+            pipeline_name=pipeline.pipeline_name,
+            destination=destination.destination_name if destination is not None else None,
+            dataset_name=pipeline.dataset_name,
+            status="cancelled" if cancelled else ("failed" if exception else "success"),
+            attempts=len(attempts),
+            started_at=_iso(started_at),
+            finished_at=_iso(finished_at),
+            duration_s=round((finished_at - started_at).total_seconds(), 3),
+            pending_load_ids=list(pending_load_ids),
+            aborted_load_ids=list(aborted_load_ids),
+            error=describe_error(exception) if exception is not None else None,
+            trace_location=trace_location,
+        )
+        for rec in attempts:
+            for step, seconds in rec.step_durations.items():
+                report.step_durations[step] = round(report.step_durations.get(step, 0) + seconds, 3)
+            report.load_ids.extend(i for i in rec.load_ids if i not in report.load_ids)
+            for table, count in rec.row_counts.items():
+                report.row_counts[table] = report.row_counts.get(table, 0) + count
+            for table, columns in rec.schema_changes.items():
+                known = report.schema_changes.setdefault(table, [])
+                known.extend(c for c in columns if c not in known)
+            report.failed_jobs.extend(rec.failed_jobs)
+            report.attempt_history.append(
+                {
+                    "attempt": rec.attempt,
+                    "phase": rec.phase,
+                    "status": rec.status,
+                    "duration_s": rec.duration_s,
+                    "error": rec.error["type"] if rec.error else None,
+                }
+            )
+        return report
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, scrubbed, and at most `MAX_REPORT_BYTES` when serialized."""
+        data = SECRETS.scrub(asdict(self))
+        return bound_size(data, MAX_REPORT_BYTES)  # type: ignore[no-any-return]
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def bound_size(data: Any, limit: int) -> Any:
+    """Halves the largest list or string until the JSON form fits; marks what was cut."""
+    while len(json.dumps(data)) > limit:
+        path, _ = _largest(data, ())
+        if not path:
+            break
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        value = parent[path[-1]]
+        if isinstance(value, str):
+            keep = len(value) // 2
+            parent[path[-1]] = value[:keep] + f"... [{len(value) - keep} chars cut]"
+        else:
+            keep = len(value) // 2
+            parent[path[-1]] = [*value[:keep], f"... [{len(value) - keep} items cut]"]
+    return data
+
+
+def _largest(node: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
+    """Path and JSON size of the largest shrinkable string (> 64 chars) or list (> 1 item)."""
+    best: tuple[tuple[Any, ...], int] = ((), 0)
+    items: Any = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, child in items:
+        child_path = (*path, key)
+        if (isinstance(child, str) and len(child) > 64) or (
+            isinstance(child, list) and len(child) > 1
+        ):
+            size = len(json.dumps(child))
+            if size > best[1]:
+                best = (child_path, size)
+        if isinstance(child, (dict, list)):
+            inner = _largest(child, child_path)
+            if inner[1] > best[1]:
+                best = inner
+    return best
+
+
+def _bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} chars cut]"
+
+
+def _type_name(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

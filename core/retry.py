@@ -1,0 +1,247 @@
+"""Retry decisions: the policy (how often, how long to wait) and the predicate (whether at all).
+
+One place decides whether an attempt may be retried, for the core and for every adapter:
+only `Exception`s, only failures in the configured pipeline steps, and never when any link of
+the cause chain is terminal. dlt's own `retry_load` retries interrupts and looks one link deep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
+
+import tenacity
+from dlt.common.exceptions import TerminalException
+from dlt.common.runtime import signals
+from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt_runner.errors import RunConfigError
+
+PIPELINE_STEPS = ("sync", "extract", "normalize", "load")
+TPolicyType = Literal["none", "fixed", "backoff"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A YAML/JSON friendly retry policy; `to_retrying()` turns it into tenacity."""
+
+    type: TPolicyType = "none"
+    max_attempts: int = 1
+    wait: float = 0.0
+    multiplier: float = 1.0
+    min: float = 0.0
+    max: float = 60.0
+
+    _FIELDS = {
+        "none": ("type",),
+        "fixed": ("type", "max_attempts", "wait"),
+        "backoff": ("type", "max_attempts", "multiplier", "min", "max"),
+    }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], field: str = "retry_policy") -> "RetryPolicy":
+        if not isinstance(spec, Mapping):
+            raise RunConfigError(
+                field, f"expected a mapping, got {type(spec).__name__}", _POLICY_EXAMPLES
+            )
+        kind = spec.get("type")
+        if kind not in cls._FIELDS:
+            raise RunConfigError(
+                f"{field}.type",
+                f"unknown policy type {kind!r}",
+                f"use one of {sorted(cls._FIELDS)}: {_POLICY_EXAMPLES}",
+            )
+        allowed = cls._FIELDS[kind]
+        unknown = sorted(set(spec) - set(allowed))
+        if unknown:
+            raise RunConfigError(
+                f"{field}.{unknown[0]}",
+                f"not a field of a {kind!r} policy",
+                f"remove it; a {kind!r} policy takes {list(allowed)}",
+            )
+        if kind == "none":
+            return cls(type="none", max_attempts=1)
+        if "max_attempts" not in spec:
+            raise RunConfigError(
+                f"{field}.max_attempts",
+                "missing",
+                "set max_attempts to the total number of attempts (1 means no retry)",
+            )
+        max_attempts = _number(spec, "max_attempts", field, integer=True, minimum=1)
+        if kind == "fixed":
+            return cls(
+                type="fixed",
+                max_attempts=int(max_attempts),
+                wait=_number(spec, "wait", field, default=0.0),
+            )
+        policy = cls(
+            type="backoff",
+            max_attempts=int(max_attempts),
+            multiplier=_number(spec, "multiplier", field, default=1.0),
+            min=_number(spec, "min", field, default=0.0),
+            max=_number(spec, "max", field, default=60.0),
+        )
+        if policy.min > policy.max:
+            raise RunConfigError(
+                f"{field}.min",
+                f"min ({policy.min}) is greater than max ({policy.max})",
+                "set min <= max (both in seconds)",
+            )
+        return policy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._FIELDS[self.type]}
+
+    def to_retrying(self) -> tenacity.Retrying:
+        wait: Any
+        if self.type == "backoff":
+            wait = tenacity.wait_exponential(
+                multiplier=self.multiplier, min=self.min, max=self.max
+            )
+        else:
+            wait = tenacity.wait_fixed(self.wait)
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts), wait=wait, reraise=True
+        )
+
+
+_POLICY_EXAMPLES = (
+    '{"type": "none"}, {"type": "fixed", "max_attempts": 3, "wait": 5} or'
+    ' {"type": "backoff", "max_attempts": 5, "multiplier": 2, "min": 1, "max": 60}'
+)
+
+
+def _number(
+    spec: Mapping[str, Any],
+    key: str,
+    field: str,
+    *,
+    default: Optional[float] = None,
+    integer: bool = False,
+    minimum: float = 0,
+) -> float:
+    value = spec.get(key, default)
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer and not float(value).is_integer():
+        ok = False
+    if not ok or not math.isfinite(value) or value < minimum:
+        raise RunConfigError(
+            f"{field}.{key}",
+            f"expected {kind} >= {minimum:g}, got {value!r}",
+            f"set {key} to {kind} of at least {minimum:g}",
+        )
+    return float(value)
+
+
+TRetryPolicyArg = Union[None, tenacity.Retrying, Mapping[str, Any], RetryPolicy]
+
+
+def to_retrying(policy: TRetryPolicyArg, field: str = "retry_policy") -> tenacity.Retrying:
+    """Normalizes every accepted policy form into a tenacity `Retrying`."""
+    if policy is None:
+        return RetryPolicy().to_retrying()
+    if isinstance(policy, tenacity.Retrying):
+        return policy
+    if isinstance(policy, RetryPolicy):
+        return policy.to_retrying()
+    if isinstance(policy, Mapping):
+        return RetryPolicy.from_dict(policy, field).to_retrying()
+    raise RunConfigError(
+        field,
+        f"unsupported type {type(policy).__name__}",
+        f"pass None, a tenacity.Retrying, a RetryPolicy or a dict such as {_POLICY_EXAMPLES}",
+    )
+
+
+def iter_exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Every exception reachable through `.exception`, `__cause__` and `__context__`, once."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for link in (
+            getattr(current, "exception", None),
+            current.__cause__,
+            current.__context__,
+        ):
+            if isinstance(link, BaseException):
+                stack.append(link)
+
+
+def failed_step(exc: BaseException) -> Optional[str]:
+    """The pipeline step an exception belongs to, or None when it is not a step failure."""
+    step = getattr(exc, "runner_step", None)
+    if step is None and isinstance(exc, PipelineStepFailed):
+        step = exc.step
+    return step if isinstance(step, str) else None
+
+
+def is_terminal(exc: BaseException) -> bool:
+    """True when any link of the cause chain says retrying cannot help."""
+    return any(
+        isinstance(e, TerminalException) or not isinstance(e, Exception)
+        for e in iter_exception_chain(exc)
+    )
+
+
+def is_retryable(exc: BaseException, retry_steps: Collection[str]) -> bool:
+    """The retry predicate: the one place that says whether an attempt may be retried."""
+    if not isinstance(exc, Exception) or signals.was_signal_received():
+        return False
+    if is_terminal(exc):
+        return False
+    return failed_step(exc) in retry_steps
+
+
+def bind_retrying(
+    base: tenacity.Retrying,
+    retry_steps: Collection[str],
+    before_sleep: Callable[[tenacity.RetryCallState], None],
+) -> tenacity.Retrying:
+    """A copy of the user's policy with our predicate ANDed in, reraise on, signal-aware sleep."""
+    user_before_sleep = base.before_sleep
+
+    def _before_sleep(state: tenacity.RetryCallState) -> None:
+        before_sleep(state)
+        if user_before_sleep is not None:
+            user_before_sleep(state)
+
+    return base.copy(
+        retry=tenacity.retry_all(
+            base.retry, tenacity.retry_if_exception(lambda e: is_retryable(e, retry_steps))
+        ),
+        reraise=True,
+        sleep=signals.sleep,
+        before_sleep=_before_sleep,
+    )
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """True when the failure came from a signal or an interrupt, not from the data or the DB."""
+    from dlt.common.exceptions import SignalReceivedException
+
+    return any(
+        isinstance(e, SignalReceivedException) or not isinstance(e, Exception)
+        for e in iter_exception_chain(exc)
+    )
+
+
+def is_package_failure(exc: BaseException) -> bool:
+    """A terminal failure of a load package's jobs (not of a connection, config or signal).
+
+    Only these may be aborted by `on_terminal_package="abort"`: aborting a package because the
+    password was wrong would throw good data away.
+    """
+    from dlt.common.destination.exceptions import DestinationHasFailedJobs, WithJobError
+
+    if is_cancellation(exc) or not is_terminal(exc):
+        return False
+    return failed_step(exc) in ("normalize", "load") and any(
+        isinstance(e, (WithJobError, DestinationHasFailedJobs)) for e in iter_exception_chain(exc)
+    )

@@ -1,0 +1,143 @@
+"""Secret scrubbing: the one place that knows which values are secret and removes them.
+
+Secrets are learned three ways: every config value dlt resolves with a secret hint (captured by a
+tracking module that dlt calls after each step, while the values are still in memory), explicit
+credentials given to a destination, and a pattern backstop for passwords inside URLs and DSNs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not scrubbed by value: replacing every "ab" would wreck reports."""
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<tail>@)")
+_KEY_VALUE = re.compile(
+    r"(?P<head>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_key)\s*[=:]\s*['\"]?)"
+    r"(?P<pw>[^\s'\",;&]+)",
+    re.IGNORECASE,
+)
+
+
+class SecretRegistry:
+    """A process-wide, thread-safe set of secret values and a scrubber that uses it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: frozenset[str] = frozenset()
+        self._ordered: tuple[str, ...] = ()
+
+    def add(self, *values: Any) -> None:
+        new = {str(v) for v in values if v is not None and len(str(v)) >= MIN_SECRET_LENGTH}
+        if not new - self._values:
+            return
+        with self._lock:
+            self._values = self._values | new
+            # longest first so a secret containing another is masked whole
+            self._ordered = tuple(sorted(self._values, key=len, reverse=True))
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._values
+
+    def scrub_text(self, text: str) -> str:
+        for secret in self._ordered:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+        return _KEY_VALUE.sub(lambda m: m.group("head") + MASK, text)
+
+    def scrub(self, obj: Any) -> Any:
+        """Scrubs every string inside JSON-like data (keys included); other leaves pass through."""
+        if isinstance(obj, str):
+            return self.scrub_text(obj)
+        if isinstance(obj, Mapping):
+            return {self.scrub(k): self.scrub(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.scrub(v) for v in obj]
+        return obj
+
+
+SECRETS = SecretRegistry()
+
+
+def learn_from_credentials(credentials: Any) -> None:
+    """Adds the secret parts of an explicit credentials value (object, dict, DSN string)."""
+    from dlt.common.configuration import is_secret_hint
+    from dlt.common.configuration.specs import BaseConfiguration
+
+    if credentials is None:
+        return
+    if isinstance(credentials, BaseConfiguration):
+        has_secret = False
+        for name, hint in credentials.get_resolvable_fields().items():
+            value = getattr(credentials, name, None)
+            if isinstance(value, BaseConfiguration):
+                learn_from_credentials(value)
+            elif value is not None and is_secret_hint(hint):
+                SECRETS.add(value)
+                has_secret = True
+        if has_secret:
+            try:
+                SECRETS.add(credentials.to_native_representation())
+            except Exception:
+                pass
+    elif isinstance(credentials, Mapping):
+        for key, value in credentials.items():
+            if isinstance(value, (Mapping, BaseConfiguration)):
+                learn_from_credentials(value)
+            elif _KEY_VALUE.search(f"{key}=x"):
+                SECRETS.add(value)
+    elif isinstance(credentials, str):
+        for match in _URL_PASSWORD.finditer(credentials):
+            SECRETS.add(match.group("pw"), credentials)
+
+
+def learn_from_pipeline(pipeline: Any) -> None:
+    """Explicit credentials handed to the pipeline's destination and staging factories."""
+    for attr in ("_destination", "_staging"):
+        params = getattr(getattr(pipeline, attr, None), "config_params", None) or {}
+        learn_from_credentials(params.get("credentials"))
+
+
+class _SecretTracker:
+    """A dlt tracking module: collects secret-hinted values dlt resolved during each step."""
+
+    def on_start_trace(self, trace: Any, step: Any, pipeline: Any) -> None:
+        pass
+
+    def on_start_trace_step(self, trace: Any, step: Any, pipeline: Any) -> None:
+        pass
+
+    def on_end_trace_step(
+        self, trace: Any, step: Any, pipeline: Any, step_info: Any, send_state: bool
+    ) -> None:
+        from dlt.common.configuration import is_secret_hint
+        from dlt.common.configuration.utils import get_resolved_traces
+
+        values: Iterable[Any] = (
+            t.value for t in get_resolved_traces().resolved_traces if is_secret_hint(t.hint)
+        )
+        for value in values:
+            if isinstance(value, str):
+                SECRETS.add(value)
+            else:
+                learn_from_credentials(value)
+
+    def on_end_trace(self, trace: Any, pipeline: Any, send_state: bool) -> None:
+        pass
+
+
+_TRACKER = _SecretTracker()
+
+
+def install_tracker() -> None:
+    """Registers the tracker with dlt once per process (dlt's documented plug-in point)."""
+    from dlt.pipeline import trace
+
+    if _TRACKER not in trace.TRACKING_MODULES:
+        trace.TRACKING_MODULES.append(_TRACKER)

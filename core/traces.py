@@ -1,0 +1,194 @@
+"""Trace storage: one row per attempt in a trace pipeline, with a local JSON fallback.
+
+Write-ahead: the row is written to `<working dir>/traces/<run_id>_attempt_<n>_trace.json` first
+and the file is removed only once a load that contains it has committed. A kill at any point
+therefore leaves either the stored row or the file; the merge on (run_id, attempt) makes
+re-uploading a row that did land harmless. Storing a trace never fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from dlt_runner.log import logger
+from dlt_runner.scrub import SECRETS
+
+TRACE_COLUMNS: dict[str, Any] = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "attempt": {"data_type": "bigint", "nullable": False},
+    "pipeline_name": {"data_type": "text"},
+    "phase": {"data_type": "text"},
+    "status": {"data_type": "text"},
+    "started_at": {"data_type": "timestamp"},
+    "finished_at": {"data_type": "timestamp"},
+    "duration_s": {"data_type": "double"},
+    "step_durations": {"data_type": "json"},
+    "load_ids": {"data_type": "json"},
+    "row_counts": {"data_type": "json"},
+    "schema_changes": {"data_type": "json"},
+    "failed_jobs": {"data_type": "json"},
+    "pending_load_ids": {"data_type": "json"},
+    "error": {"data_type": "json"},
+    "trace": {"data_type": "json"},
+}
+FALLBACK_FOLDER = "traces"
+
+
+def trace_to_json(trace: Any) -> Optional[Any]:
+    """dlt's `trace.asdict()` (secret config values nulled) made JSON-safe and scrubbed."""
+    if trace is None:
+        return None
+    from dlt.common import json as dlt_json
+
+    try:
+        return SECRETS.scrub(json.loads(dlt_json.dumps(trace.asdict())))
+    except Exception as ex:  # a trace we cannot serialize must not cost the row
+        return {"unserializable_trace": f"{type(ex).__name__}: {ex}"}
+
+
+def fallback_dir(pipeline: Any) -> Path:
+    return Path(pipeline.working_dir) / FALLBACK_FOLDER
+
+
+class TraceStore:
+    """Stores attempt rows for one main pipeline into its trace pipeline."""
+
+    def __init__(self, pipeline: Any, target: Union[bool, Any]) -> None:
+        self.pipeline = pipeline
+        self._target = target
+        self._trace_pipeline: Any = None
+
+    @property
+    def table_name(self) -> str:
+        return f"{self.pipeline.pipeline_name}_trace"
+
+    def store(self, row: dict[str, Any]) -> str:
+        """Stores `row` (and any earlier fallback rows); returns where it now lives."""
+        row = SECRETS.scrub(row)
+        path = self._write_fallback(row)
+        try:
+            return self._upload()
+        except Exception as ex:
+            logger.warning(
+                "Could not store the trace of %s attempt %s in %s (%s: %s); kept at %s and"
+                " uploaded by the next successful trace store.",
+                row["run_id"],
+                row["attempt"],
+                self._describe_target(),
+                type(ex).__name__,
+                str(ex).splitlines()[0] if str(ex) else "",
+                path,
+            )
+            return str(path)
+        finally:
+            # creating or running another pipeline makes it dlt's "current" one: hand it back
+            self.pipeline.activate()
+
+    def _write_fallback(self, row: dict[str, Any]) -> Path:
+        folder = fallback_dir(self.pipeline)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{row['run_id']}_attempt_{row['attempt']}_trace.json"
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(row, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def _upload(self) -> str:
+        import dlt
+
+        trace_pipeline = self._get_trace_pipeline()
+        if trace_pipeline.has_pending_data:
+            trace_pipeline.run()
+        files = sorted(fallback_dir(self.pipeline).glob("*_trace.json"))
+        rows = []
+        for file in files:
+            try:
+                rows.append(json.loads(file.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as ex:
+                logger.warning("Skipping unreadable trace fallback file %s: %s", file, ex)
+        resource = dlt.resource(
+            rows,
+            name=self.table_name,
+            write_disposition="merge",
+            primary_key=("run_id", "attempt"),
+            columns=TRACE_COLUMNS,
+            max_table_nesting=0,
+        )
+        info = trace_pipeline.run(resource, credentials=self._credentials())
+        for file in files:
+            file.unlink(missing_ok=True)
+        location: str = SECRETS.scrub_text(
+            f"{info.destination_displayable_credentials or info.destination_name}"
+            f" {trace_pipeline.dataset_name}.{self.table_name}"
+        )
+        return location
+
+    def _get_trace_pipeline(self) -> Any:
+        if self._trace_pipeline is not None:
+            return self._trace_pipeline
+        if self._target is True:
+            import dlt
+
+            main = self.pipeline
+            self._trace_pipeline = dlt.pipeline(
+                pipeline_name=f"_trace_{main.pipeline_name}",
+                destination=main.destination,
+                dataset_name=f"{main.dataset_name or main.pipeline_name}_traces",
+                pipelines_dir=main.pipelines_dir,
+            )
+        else:
+            self._trace_pipeline = self._target
+        return self._trace_pipeline
+
+    def _credentials(self) -> Any:
+        """The main pipeline's resolved credentials: a derived trace pipeline hits the same DB."""
+        if self._target is not True:
+            return None
+        try:
+            return self.pipeline.destination_client().config.credentials
+        except Exception:
+            return None
+
+    def _describe_target(self) -> str:
+        if self._target is True:
+            return f"_trace_{self.pipeline.pipeline_name}"
+        return str(getattr(self._target, "pipeline_name", self._target))
+
+
+def preserve_fallback_files(pipeline: Any) -> "_FallbackKeeper":
+    """Keeps fallback files across `pipeline.drop()` (which wipes the working folder)."""
+    return _FallbackKeeper(pipeline)
+
+
+class _FallbackKeeper:
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self._saved: Optional[Path] = None
+
+    def __enter__(self) -> "_FallbackKeeper":
+        folder = fallback_dir(self.pipeline)
+        if folder.is_dir() and any(folder.iterdir()):
+            keep = f".{self.pipeline.pipeline_name}_traces_keep"
+            self._saved = Path(self.pipeline.pipelines_dir) / keep
+            if self._saved.exists():
+                shutil.rmtree(self._saved)
+            shutil.move(str(folder), str(self._saved))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is not None and self._saved.exists():
+            folder = fallback_dir(self.pipeline)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            if folder.exists():
+                for file in self._saved.iterdir():
+                    shutil.move(str(file), str(folder / file.name))
+                shutil.rmtree(self._saved)
+            else:
+                shutil.move(str(self._saved), str(folder))
