@@ -85,5 +85,7 @@ def abort_command(pipeline_name: str, pipelines_dir: str, load_id: Optional[str]
 
 
 def _first_line(ex: BaseException) -> str:
-    text = str(ex).strip()
+    from dlt_runner.scrub import SECRETS
+
+    text = SECRETS.scrub_text(str(ex)).strip()
     return text.splitlines()[0][:300] if text else ""

@@ -77,9 +77,14 @@ def record_attempt(
     trace: Any,
     exception: Optional[BaseException],
     pending_load_ids: list[str],
+    normalized_rows: dict[str, dict[str, int]],
     cancelled: bool = False,
 ) -> AttemptRecord:
-    """Builds an `AttemptRecord` from a dlt trace (None when dlt made none) and the outcome."""
+    """Builds an `AttemptRecord` from a dlt trace (None when dlt made none) and the outcome.
+
+    `normalized_rows` ({load_id: {table: rows}}) lives as long as the run: a package is often
+    normalized by one attempt and loaded by the next, and rows count when they are loaded.
+    """
     status: TStatus = "cancelled" if cancelled else ("failed" if exception else "success")
     record = AttemptRecord(
         attempt=attempt,
@@ -97,20 +102,20 @@ def record_attempt(
                 record.step_durations[step.step] = round(
                     record.step_durations.get(step.step, 0.0) + seconds, 3
                 )
+    normalize_info = trace.last_normalize_info if trace is not None else None
+    if normalize_info is not None:
+        for load_id, metrics_list in normalize_info.metrics.items():
+            tables = normalized_rows.setdefault(load_id, {})
+            for metrics in metrics_list:
+                for table, table_metrics in metrics["table_metrics"].items():
+                    if not table.startswith("_dlt"):
+                        tables[table] = tables.get(table, 0) + table_metrics.items_count
     load_info = _load_info(trace, exception)
     if load_info is not None:
         _add_load_info(record, load_info)
-        normalize_info = trace.last_normalize_info if trace is not None else None
-        if normalize_info is not None:
-            for load_id, metrics_list in normalize_info.metrics.items():
-                if load_id not in record.load_ids:
-                    continue
-                for metrics in metrics_list:
-                    for table, table_metrics in metrics["table_metrics"].items():
-                        if not table.startswith("_dlt"):
-                            record.row_counts[table] = (
-                                record.row_counts.get(table, 0) + table_metrics.items_count
-                            )
+    for load_id in record.load_ids:
+        for table, count in normalized_rows.get(load_id, {}).items():
+            record.row_counts[table] = record.row_counts.get(table, 0) + count
     return record
 
 
@@ -229,41 +234,61 @@ class RunReport:
 
 
 def bound_size(data: Any, limit: int) -> Any:
-    """Halves the largest list or string until the JSON form fits; marks what was cut."""
+    """Cuts long strings, then halves the largest list or mapping until the JSON fits.
+
+    What is cut is marked in place, so a reader knows the report is partial.
+    """
+    data = _cap_strings(data, MAX_ERROR_CHARS)
     while len(json.dumps(data)) > limit:
-        path, _ = _largest(data, ())
+        _, path, _ = _measure(data, ())
         if not path:
             break
         parent = data
         for key in path[:-1]:
             parent = parent[key]
         value = parent[path[-1]]
+        keep = len(value) // 2
         if isinstance(value, str):
-            keep = len(value) // 2
             parent[path[-1]] = value[:keep] + f"... [{len(value) - keep} chars cut]"
-        else:
-            keep = len(value) // 2
+        elif isinstance(value, list):
             parent[path[-1]] = [*value[:keep], f"... [{len(value) - keep} items cut]"]
+        else:
+            kept = dict(list(value.items())[:keep])
+            kept["..."] = f"[{len(value) - keep} entries cut]"
+            parent[path[-1]] = kept
     return data
 
 
-def _largest(node: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
-    """Path and JSON size of the largest shrinkable string (> 64 chars) or list (> 1 item)."""
-    best: tuple[tuple[Any, ...], int] = ((), 0)
-    items: Any = node.items() if isinstance(node, dict) else enumerate(node)
+def _cap_strings(node: Any, limit: int) -> Any:
+    if isinstance(node, str):
+        return _bounded(node, limit)
+    if isinstance(node, dict):
+        return {k: _cap_strings(v, limit) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_cap_strings(v, limit) for v in node]
+    return node
+
+
+def _measure(node: Any, path: tuple[Any, ...]) -> tuple[int, tuple[Any, ...], int]:
+    """(approximate JSON size of node, path of the largest shrinkable part below it, its size)."""
+    if isinstance(node, str):
+        return len(node) + 2, (), 0
+    if not isinstance(node, (dict, list)):
+        return len(json.dumps(node)), (), 0
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    size, best_path, best_size = 2, (), 0
     for key, child in items:
         child_path = (*path, key)
-        if (isinstance(child, str) and len(child) > 64) or (
-            isinstance(child, list) and len(child) > 1
-        ):
-            size = len(json.dumps(child))
-            if size > best[1]:
-                best = (child_path, size)
-        if isinstance(child, (dict, list)):
-            inner = _largest(child, child_path)
-            if inner[1] > best[1]:
-                best = inner
-    return best
+        child_size, inner_path, inner_size = _measure(child, child_path)
+        size += child_size + (len(str(key)) + 4 if isinstance(node, dict) else 1)
+        shrinkable = (isinstance(child, str) and len(child) > 64) or (
+            isinstance(child, (dict, list)) and len(child) > 1
+        )
+        if shrinkable and child_size > best_size:
+            best_path, best_size = child_path, child_size
+        if inner_size > best_size:
+            best_path, best_size = inner_path, inner_size
+    return size, best_path, best_size
 
 
 def _bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:

@@ -16,7 +16,10 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 """Shorter values are not scrubbed by value: replacing every "ab" would wreck reports."""
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<tail>@)")
+# bounded repeats and a left anchor keep these linear on long texts (tracebacks, 200 KB errors)
+_URL_PASSWORD = re.compile(
+    r"(?P<head>(?<![\w+.-])[a-zA-Z][\w+.-]{0,30}://[^:/@\s]{0,256}:)(?P<pw>[^@\s/]{1,256})(?P<tail>@)"
+)
 _KEY_VALUE = re.compile(
     r"(?P<head>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_key)\s*[=:]\s*['\"]?)"
     r"(?P<pw>[^\s'\",;&]+)",

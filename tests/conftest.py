@@ -1,0 +1,26 @@
+"""Shared fixtures: every test gets its own working directory, pipelines folder and DuckDB files."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # before dlt reads its config
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # one transient job failure fails the load step (dlt retries 5 times in-process by default),
+    # so "k transient failures" means k failed runner attempts
+    monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "1")
+    return tmp_path
+
+
+@pytest.fixture
+def pipelines_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "pipelines")
