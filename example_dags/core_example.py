@@ -51,7 +51,7 @@ def main() -> None:
         print(f"== runner.run(shop_source(order_count={order_count}))")
         report = run_once(order_count)
         print(f"  status:     {report['status']} after {report['attempts']} attempt(s)")
-        print(f"  loaded:     {report['row_counts']}")
+        print(f"  loaded:     {dict(sorted(report['row_counts'].items()))}")
         print(f"  load ids:   {report['load_ids']}")
         print(f"  trace went: {report['trace_location']}")
     print("== the full report of the last run:")

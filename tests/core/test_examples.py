@@ -18,7 +18,7 @@ def test_core_example_loads_the_shop_and_stores_traces(tmp_path: Path) -> None:
         env={**os.environ, "DLT_RUNNER_DEMO_DIR": str(tmp_path / "demo")},
         cwd=tmp_path, capture_output=True, text=True, timeout=240, check=True,
     ).stdout
-    assert "loaded:     {'orders': 100, 'customers': 10}" in out
+    assert "loaded:     {'customers': 10, 'orders': 100}" in out
     assert "loaded:     {'customers': 10, 'orders': 30}" in out
     assert "trace went: duckdb:" in out and "shop_data_traces.shop_trace" in out
     db = tmp_path / "demo" / "shop.duckdb"
