@@ -10,6 +10,7 @@ from dlt_runner.log import logger
 if TYPE_CHECKING:
     from dlt.common.pipeline import SupportsPipeline
     from dlt.pipeline.trace import PipelineTrace
+
     from dlt_runner.config import RunConfig
     from dlt_runner.report import RunReport
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 import tenacity
+
 from dlt_runner.callbacks import RunnerCallbacks
+from dlt_runner.cancel import TDeadline
 from dlt_runner.errors import RunConfigError
 from dlt_runner.retry import PIPELINE_STEPS, RetryPolicy, TRetryPolicyArg, to_retrying
 
@@ -33,6 +36,11 @@ class RunConfig:
     on_terminal_package: TOnTerminalPackage = "fail"
     """What finalizing does with a pending package that fails terminally: raise, or abort it."""
     callbacks: Sequence[RunnerCallbacks] = field(default_factory=tuple)
+    lock_timeout: float = 60.0
+    """Seconds a run waits for another run of the same pipeline on this machine to finish."""
+    drain_deadline: TDeadline = None
+    """Seconds from the start of `run()`, or an absolute datetime, at which the run cancels
+    itself and drains (set it before the orchestrator's hard timeout)."""
 
     def __post_init__(self) -> None:
         self.retrying: tenacity.Retrying = to_retrying(self.retry_policy)
@@ -71,6 +79,24 @@ class RunConfig:
                 "pass True to store traces next to the data, or a dlt.pipeline(...) to store"
                 " them elsewhere",
             )
+        timeout = self.lock_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise RunConfigError(
+                "lock_timeout",
+                f"expected seconds >= 0, got {timeout!r}",
+                "set lock_timeout to how long a run may wait for another run of the same pipeline",
+            )
+        deadline = self.drain_deadline
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float, datetime))
+            or (not isinstance(deadline, datetime) and deadline <= 0)
+        ):
+            raise RunConfigError(
+                "drain_deadline",
+                f"expected seconds > 0 or a datetime, got {deadline!r}",
+                "pass seconds from the start of the run, an absolute datetime, or None",
+            )
         if isinstance(self.callbacks, RunnerCallbacks):
             self.callbacks = (self.callbacks,)
         bad_cb = [c for c in self.callbacks if not isinstance(c, RunnerCallbacks)]
@@ -86,7 +112,8 @@ class RunConfig:
     def from_dict(cls, spec: Mapping[str, Any]) -> "RunConfig":
         """Builds a config from a YAML/JSON `run_config` mapping (no callables, no pipelines)."""
         known = {"retry_policy", "retry_pipeline_steps", "store_trace_info",
-                 "run_from_clean_folder", "on_terminal_package"}
+                 "run_from_clean_folder", "on_terminal_package", "lock_timeout",
+                 "drain_deadline"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise RunConfigError(
@@ -113,6 +140,12 @@ class RunConfig:
             "run_from_clean_folder": self.run_from_clean_folder,
             "on_terminal_package": self.on_terminal_package,
             "callbacks": [type(c).__name__ for c in self.callbacks],
+            "lock_timeout": self.lock_timeout,
+            "drain_deadline": (
+                self.drain_deadline.isoformat()
+                if isinstance(self.drain_deadline, datetime)
+                else self.drain_deadline
+            ),
         }
 
 

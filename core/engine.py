@@ -19,9 +19,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import tenacity
+
 from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
+from dlt_runner.cancel import Cancellation, TDeadline, is_drain
 from dlt_runner.config import RunConfig, TOnTerminalPackage
-from dlt_runner.errors import RunConfigError, RunnerError, TerminalPackageError
+from dlt_runner.errors import RunCancelled, RunConfigError, RunnerError, TerminalPackageError
+from dlt_runner.lock import pipeline_lock
 from dlt_runner.log import logger
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
 from dlt_runner.retry import (
@@ -81,6 +84,7 @@ class Runner:
         self.pipeline = pipeline
         self.config = config if config is not None else RunConfig(**config_kwargs)
         self.report: Optional[RunReport] = None
+        self._cancellation = Cancellation()
         self._traces = (
             TraceStore(pipeline, self.config.store_trace_info)
             if self.config.store_trace_info is not False
@@ -92,7 +96,9 @@ class Runner:
         """Finalizes pending data, then loads `data`; returns the last `LoadInfo` (None if idle).
 
         `data` is anything `pipeline.run` takes, or a zero-argument factory returning it (called
-        again for every extract attempt, so a generator source can be retried).
+        again for every extract attempt, so a generator source can be retried). On the main
+        thread the whole run is inside dlt's signal interception: a first SIGTERM/SIGINT drains
+        and raises `RunCancelled`; a second goes to the previous handler.
         """
         dest_kwargs, data_kwargs = self._split_kwargs(run_kwargs)
         self._check_data(data)
@@ -103,41 +109,82 @@ class Runner:
         learn_from_credentials(dest_kwargs.get("credentials"))
         logger.info("run %s of pipeline %s started", state.run_id, pipeline.pipeline_name)
         callbacks.fire("on_before", pipeline, self.config)
-        error: Optional[BaseException] = None
+        cancel_reason: Optional[str] = None
         try:
-            if self.config.run_from_clean_folder:
-                self._finalize(state, callbacks, dest_kwargs)
-                self._clean_folder()
-            self._finalize(state, callbacks, dest_kwargs)
-            if data is not None:
+            with self._cancellation.scope(self.config.drain_deadline):
                 try:
-                    state.last_result = self._run_phase(
-                        state, callbacks, "run", self._data_call(data, dest_kwargs, data_kwargs)
-                    )
-                except Exception as ex:
-                    if is_package_failure(ex):
-                        raise self._terminal_package_error(ex, None) from ex
-                    raise
-            return state.last_result  # type: ignore[no-any-return]
+                    with pipeline_lock(
+                        pipeline.pipelines_dir,
+                        pipeline.pipeline_name,
+                        self.config.lock_timeout,
+                        self._cancellation.raise_if_requested,
+                    ):
+                        self._run_phases(state, callbacks, data, dest_kwargs, data_kwargs)
+                finally:
+                    cancel_reason = self._cancellation.reason
         except BaseException as ex:
-            error = ex
+            error: BaseException = ex
+            if cancel_reason and is_drain(ex):
+                error = RunCancelled(cancel_reason, pending_load_ids=_pending_load_ids(pipeline))
+            else:
+                cancel_reason = None  # a hard stop or a real failure, not a drain
+            self._finish(state, callbacks, error, cancel_reason)
+            if error is not ex:
+                raise error from ex
             raise
-        finally:
-            self.report = RunReport.build(
-                run_id=state.run_id,
-                pipeline=pipeline,
-                started_at=state.started_at,
-                attempts=state.records,
-                pending_load_ids=_pending_load_ids(pipeline),
-                aborted_load_ids=state.aborted_load_ids,
-                exception=error,
-                cancelled=False,
-                trace_location=state.trace_location,
+        self._finish(state, callbacks, None, cancel_reason)
+        return state.last_result  # type: ignore[no-any-return]
+
+    def cancel(self, reason: str = "cancel requested") -> None:
+        """Thread-safe; same effect as a first SIGTERM: drain, then raise `RunCancelled`."""
+        self._cancellation.cancel(reason)
+
+    def _run_phases(
+        self,
+        state: "_RunState",
+        callbacks: CallbackDispatcher,
+        data: Any,
+        dest_kwargs: dict[str, Any],
+        data_kwargs: dict[str, Any],
+    ) -> None:
+        if self.config.run_from_clean_folder:
+            self._finalize(state, callbacks, dest_kwargs)
+            self._cancellation.raise_if_requested()
+            self._clean_folder()
+        self._finalize(state, callbacks, dest_kwargs)
+        if data is None:
+            return
+        try:
+            state.last_result = self._run_phase(
+                state, callbacks, "run", self._data_call(data, dest_kwargs, data_kwargs)
             )
-            if isinstance(error, RunnerError):
-                error.report = self.report
-            _log_summary(self.report)
-            callbacks.fire("on_after", pipeline, state.last_trace, self.report, error)
+        except Exception as ex:
+            if is_package_failure(ex):
+                raise self._terminal_package_error(ex, None) from ex
+            raise
+
+    def _finish(
+        self,
+        state: "_RunState",
+        callbacks: CallbackDispatcher,
+        error: Optional[BaseException],
+        cancel_reason: Optional[str],
+    ) -> None:
+        self.report = RunReport.build(
+            run_id=state.run_id,
+            pipeline=self.pipeline,
+            started_at=state.started_at,
+            attempts=state.records,
+            pending_load_ids=_pending_load_ids(self.pipeline),
+            aborted_load_ids=state.aborted_load_ids,
+            exception=error,
+            cancel_reason=cancel_reason,
+            trace_location=state.trace_location,
+        )
+        if isinstance(error, RunnerError):
+            error.report = self.report
+        _log_summary(self.report)
+        callbacks.fire("on_after", self.pipeline, state.last_trace, self.report, error)
 
     # --- phases -----------------------------------------------------------------------------
 
@@ -259,6 +306,7 @@ class Runner:
         call: Callable[[], Any],
     ) -> Any:
         pipeline = self.pipeline
+        self._cancellation.raise_if_requested()  # no new attempt once a drain was asked for
         previous_trace = pipeline.last_trace
         started_at = _now()
         error: Optional[BaseException] = None
@@ -280,6 +328,7 @@ class Runner:
                 error,
                 _pending_load_ids(pipeline),
                 state.normalized_rows,
+                cancelled=error is not None and is_drain(error),
             )
             state.records.append(record)
             if record.schema_changes:
@@ -291,7 +340,8 @@ class Runner:
                 }
                 row.update(record.to_row())
                 row["trace"] = trace_to_json(trace)
-                state.trace_location = self._traces.store(row)
+                with self._cancellation.paused():
+                    state.trace_location = self._traces.store(row)
 
     # --- arguments ----------------------------------------------------------------------------
 
@@ -329,6 +379,8 @@ def runner(
     run_from_clean_folder: bool = False,
     on_terminal_package: TOnTerminalPackage = "fail",
     callbacks: Sequence[RunnerCallbacks] = (),
+    lock_timeout: float = 60.0,
+    drain_deadline: TDeadline = None,
 ) -> Runner:
     """Builds a `Runner` (the same call shape as dlt+'s `runner`); call `.run(data)` on it."""
     return Runner(
@@ -340,6 +392,8 @@ def runner(
             run_from_clean_folder=run_from_clean_folder,
             on_terminal_package=on_terminal_package,
             callbacks=callbacks,
+            lock_timeout=lock_timeout,
+            drain_deadline=drain_deadline,
         ),
     )
 
@@ -381,7 +435,7 @@ def _pending_load_ids(pipeline: Any) -> list[str]:
 
 def _log_summary(report: RunReport) -> None:
     rows = ", ".join(f"{t}={n}" for t, n in sorted(report.row_counts.items())) or "no rows"
-    log = logger.info if report.status == "success" else logger.error
+    log = {"success": logger.info, "cancelled": logger.warning}.get(report.status, logger.error)
     log(
         "run %s of pipeline %s: %s after %d attempt(s) in %.1f s; %s; load ids %s; trace: %s",
         report.run_id,

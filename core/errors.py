@@ -66,10 +66,19 @@ class RunCancelled(RunnerError, TerminalException):
     by the runner (it is a `TerminalException`); an orchestrator may retry the *task*.
     """
 
-    def __init__(self, reason: str, report: Optional["RunReport"] = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        report: Optional["RunReport"] = None,
+        pending_load_ids: Optional[Sequence[str]] = None,
+    ) -> None:
         self.reason = reason
         self.report = report
-        pending: Sequence[Any] = report.pending_load_ids if report else ()
+        pending: Sequence[Any] = (
+            pending_load_ids
+            if pending_load_ids is not None
+            else (report.pending_load_ids if report else ())
+        )
         super().__init__(
             f"Run cancelled ({reason}); pending load packages {list(pending)} will be finalized"
             " by the next run."

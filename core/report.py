@@ -35,6 +35,8 @@ class AttemptRecord:
     schema_changes: dict[str, list[str]] = field(default_factory=dict)
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     pending_load_ids: list[str] = field(default_factory=list)
+    jobs_completed: int = 0
+    jobs_left: int = 0
     error: Optional[dict[str, Any]] = None
 
     @property
@@ -132,6 +134,10 @@ def _add_load_info(record: AttemptRecord, load_info: Any) -> None:
     for package in load_info.load_packages:
         if package.state == "loaded":
             record.load_ids.append(package.load_id)
+        record.jobs_completed += len(package.jobs.get("completed_jobs", []))
+        record.jobs_left += len(package.jobs.get("new_jobs", [])) + len(
+            package.jobs.get("started_jobs", [])
+        )
         for table, table_schema in (package.schema_update or {}).items():
             if table.startswith("_dlt"):
                 continue
@@ -169,6 +175,9 @@ class RunReport:
     pending_load_ids: list[str] = field(default_factory=list)
     aborted_load_ids: list[str] = field(default_factory=list)
     error: Optional[dict[str, Any]] = None
+    cancellation: Optional[dict[str, Any]] = None
+    """Why and where a drain stopped: reason, jobs_completed, jobs_left, completed (True when
+    the signal came after all work had started and the run finished anyway)."""
     trace_location: Optional[str] = None
     attempt_history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -183,9 +192,10 @@ class RunReport:
         pending_load_ids: list[str],
         aborted_load_ids: list[str],
         exception: Optional[BaseException],
-        cancelled: bool,
+        cancel_reason: Optional[str],
         trace_location: Optional[str],
     ) -> "RunReport":
+        """`cancel_reason` set and `exception` None: a signal came but the run completed."""
         finished_at = _now()
         destination = getattr(pipeline, "_destination", None)
         report = cls(
@@ -193,7 +203,11 @@ class RunReport:
             pipeline_name=pipeline.pipeline_name,
             destination=destination.destination_name if destination is not None else None,
             dataset_name=pipeline.dataset_name,
-            status="cancelled" if cancelled else ("failed" if exception else "success"),
+            status=(
+                "cancelled"
+                if cancel_reason and exception is not None
+                else ("failed" if exception else "success")
+            ),
             attempts=len(attempts),
             started_at=_iso(started_at),
             finished_at=_iso(finished_at),
@@ -203,6 +217,14 @@ class RunReport:
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
         )
+        if cancel_reason:
+            last = attempts[-1] if attempts else None
+            report.cancellation = {
+                "reason": cancel_reason,
+                "jobs_completed": last.jobs_completed if last else 0,
+                "jobs_left": last.jobs_left if last else 0,
+                "completed": exception is None,
+            }
         for rec in attempts:
             for step, seconds in rec.step_durations.items():
                 report.step_durations[step] = round(report.step_durations.get(step, 0) + seconds, 3)
@@ -220,6 +242,8 @@ class RunReport:
                     "status": rec.status,
                     "duration_s": rec.duration_s,
                     "error": rec.error["type"] if rec.error else None,
+                    "jobs_completed": rec.jobs_completed,
+                    "jobs_left": rec.jobs_left,
                 }
             )
         return report

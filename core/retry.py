@@ -16,6 +16,7 @@ import tenacity
 from dlt.common.exceptions import TerminalException
 from dlt.common.runtime import signals
 from dlt.pipeline.exceptions import PipelineStepFailed
+
 from dlt_runner.errors import RunConfigError
 
 PIPELINE_STEPS = ("sync", "extract", "normalize", "load")
@@ -199,6 +200,12 @@ def is_retryable(exc: BaseException, retry_steps: Collection[str]) -> bool:
     return failed_step(exc) in retry_steps
 
 
+def _sleep_unless_cancelled(seconds: float) -> None:
+    """Waits between attempts, waking at once on a signal or `cancel()` (dlt's exit event)."""
+    if not signals.was_signal_received():
+        signals.sleep(seconds)
+
+
 def bind_retrying(
     base: tenacity.Retrying,
     retry_steps: Collection[str],
@@ -217,7 +224,7 @@ def bind_retrying(
             base.retry, tenacity.retry_if_exception(lambda e: is_retryable(e, retry_steps))
         ),
         reraise=True,
-        sleep=signals.sleep,
+        sleep=_sleep_unless_cancelled,
         before_sleep=_before_sleep,
     )
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import dlt
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dlt_runner import RunnerCallbacks, runner
 from shop_source import shop_source
+
+from dlt_runner import RunnerCallbacks, runner
 
 DEMO_DIR = Path(os.environ.get("DLT_RUNNER_DEMO_DIR", ".demo")).resolve()
 

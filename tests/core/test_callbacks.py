@@ -11,8 +11,8 @@ import pytest
 from dlt.common.runtime.collector import LogCollector
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.trace import PipelineTrace
-from dlt_runner import RunConfig, RunnerCallbacks, RunReport, runner
 
+from dlt_runner import RunConfig, RunnerCallbacks, RunReport, runner
 from tests.core.faults import FaultPlan, faulty_duckdb, ids_in
 
 

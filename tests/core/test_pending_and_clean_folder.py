@@ -12,8 +12,8 @@ from typing import Any
 
 import dlt
 import pytest
-from dlt_runner import runner
 
+from dlt_runner import runner
 from tests.core.faults import ids_in, query
 
 CRASHING_CHILD = textwrap.dedent(

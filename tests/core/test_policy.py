@@ -12,6 +12,7 @@ from dlt.common.destination.exceptions import (
 )
 from dlt.common.exceptions import SignalReceivedException
 from dlt.pipeline.exceptions import PipelineStepFailed
+
 from dlt_runner import RetryPolicy, RunConfig, RunConfigError
 from dlt_runner.retry import is_retryable, iter_exception_chain
 

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timezone
 
 import dlt
+
 from dlt_runner import RunReport, runner
 from dlt_runner.report import MAX_REPORT_BYTES, AttemptRecord, bound_size
 
@@ -59,7 +60,7 @@ def test_huge_reports_are_cut_to_64_kb_and_say_so() -> None:
 
     report = RunReport.build(
         run_id="r", pipeline=P(), started_at=now, attempts=[record], pending_load_ids=[],
-        aborted_load_ids=[], exception=None, cancelled=False, trace_location=None,
+        aborted_load_ids=[], exception=None, cancel_reason=None, trace_location=None,
     )
     report.error = record.error
     data = report.to_dict()

@@ -8,8 +8,8 @@ from typing import Any
 import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
-from dlt_runner import TerminalPackageError, runner
 
+from dlt_runner import TerminalPackageError, runner
 from tests.core.faults import FaultPlan, faulty_duckdb, ids_in, query
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import dlt
-from dlt_runner import runner
 
+from dlt_runner import runner
 from tests.core.faults import query
 
 

@@ -1,0 +1,90 @@
+"""One run per pipeline working folder per machine: an flock that dies with its holder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+from dlt_runner.errors import RunnerError
+from dlt_runner.log import logger
+
+POLL_SECONDS = 0.2
+
+
+class PipelineBusy(RunnerError):
+    """Another process holds the pipeline's working folder. Retryable: it will be released."""
+
+    def __init__(self, pipeline_name: str, lock_path: Path, holder: Optional[str], waited: float):
+        self.pipeline_name = pipeline_name
+        self.lock_path = lock_path
+        self.holder = holder
+        super().__init__(
+            f"Pipeline {pipeline_name!r} is busy: {holder or 'another process'} holds"
+            f" {lock_path} (waited {waited:.0f} s). Two runs of one pipeline on one machine would"
+            " corrupt its working folder; wait for the other run, or raise lock_timeout."
+        )
+
+
+def lock_path(pipelines_dir: str, pipeline_name: str) -> Path:
+    """Beside the working folder, not in it: `pipeline.drop()` must not delete a held lock."""
+    return Path(pipelines_dir) / f".{pipeline_name}.runner.lock"
+
+
+@contextmanager
+def pipeline_lock(
+    pipelines_dir: str,
+    pipeline_name: str,
+    timeout: float,
+    should_stop: Callable[[], None] = lambda: None,
+) -> Iterator[None]:
+    """Exclusive lock on the pipeline; waits up to `timeout` s, polling `should_stop`.
+
+    The kernel releases an flock when its holder dies (even by SIGKILL), so a stale lock never
+    blocks; the holder's pid is kept in the file only to name it in `PipelineBusy`.
+    """
+    path = lock_path(pipelines_dir, pipeline_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    started = time.monotonic()
+    announced = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= timeout:
+                    raise PipelineBusy(pipeline_name, path, _holder(fd), waited) from None
+                if not announced:
+                    logger.warning(
+                        "pipeline %s is locked by %s; waiting up to %.0f s",
+                        pipeline_name,
+                        _holder(fd),
+                        timeout,
+                    )
+                    announced = True
+                should_stop()
+                time.sleep(min(POLL_SECONDS, max(timeout - waited, 0.01)))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> Optional[str]:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        return None
+    return text or None
