@@ -37,8 +37,9 @@ class Cancellation:
     def cancel(self, reason: str = "cancel requested") -> None:
         """Same effect as a first SIGTERM: drain and raise `RunCancelled`.
 
-        Before `run()` starts, the next run cancels at once; after it ended, a no-op (dlt's flag
-        is process-wide and would stop every later pipeline in the process).
+        Outside a run it cancels the next run before any work (an orchestrator's kill can come
+        before `run()` starts); dlt's process-wide flag is only ever set during a run, so other
+        pipelines in the process are not affected.
         """
         with self._lock:
             if self._reason is None:

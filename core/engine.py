@@ -24,6 +24,7 @@ from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
 from dlt_runner.cancel import Cancellation, TDeadline, is_drain
 from dlt_runner.config import RunConfig, TOnTerminalPackage
 from dlt_runner.errors import RunCancelled, RunConfigError, RunnerError, TerminalPackageError
+from dlt_runner.indoubt import resolve_in_doubt_jobs
 from dlt_runner.lock import pipeline_lock
 from dlt_runner.log import logger
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
@@ -34,7 +35,8 @@ from dlt_runner.retry import (
     is_package_failure,
 )
 from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
-from dlt_runner.traces import TraceStore, preserve_fallback_files, trace_to_json
+from dlt_runner.traces import TraceStore, trace_to_json
+from dlt_runner.workdir import keep_runner_files
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -57,6 +59,7 @@ class _RunState:
     records: list[AttemptRecord] = field(default_factory=list)
     aborted_load_ids: list[str] = field(default_factory=list)
     normalized_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
     trace_location: Optional[str] = None
@@ -177,6 +180,7 @@ class Runner:
             attempts=state.records,
             pending_load_ids=_pending_load_ids(self.pipeline),
             aborted_load_ids=state.aborted_load_ids,
+            in_doubt_jobs=state.in_doubt_jobs,
             exception=error,
             cancel_reason=cancel_reason,
             trace_location=state.trace_location,
@@ -194,6 +198,7 @@ class Runner:
         pipeline = self.pipeline
         if not pipeline.has_pending_data:
             return
+        state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline))
         pending = _pending_load_ids(pipeline)
         logger.info(
             "pipeline %s has pending packages %s: loading them before new data",
@@ -241,7 +246,7 @@ class Runner:
             "run_from_clean_folder: dropping %s and syncing state from the destination",
             pipeline.working_dir,
         )
-        with preserve_fallback_files(pipeline):
+        with keep_runner_files(pipeline):
             pipeline.drop()
         pipeline.sync_destination()
 

@@ -174,6 +174,8 @@ class RunReport:
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     pending_load_ids: list[str] = field(default_factory=list)
     aborted_load_ids: list[str] = field(default_factory=list)
+    in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
+    """Jobs a killed process had committed without dlt knowing: marked completed, not re-run."""
     error: Optional[dict[str, Any]] = None
     cancellation: Optional[dict[str, Any]] = None
     """Why and where a drain stopped: reason, jobs_completed, jobs_left, completed (True when
@@ -192,6 +194,7 @@ class RunReport:
         pending_load_ids: list[str],
         aborted_load_ids: list[str],
         exception: Optional[BaseException],
+        in_doubt_jobs: Optional[list[dict[str, Any]]] = None,
         cancel_reason: Optional[str],
         trace_location: Optional[str],
     ) -> "RunReport":
@@ -214,6 +217,7 @@ class RunReport:
             duration_s=round((finished_at - started_at).total_seconds(), 3),
             pending_load_ids=list(pending_load_ids),
             aborted_load_ids=list(aborted_load_ids),
+            in_doubt_jobs=list(in_doubt_jobs or []),
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
         )

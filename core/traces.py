@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from dlt_runner.log import logger
 from dlt_runner.scrub import SECRETS
+from dlt_runner.workdir import TRACES_FOLDER, runner_path
 
 TRACE_COLUMNS: dict[str, Any] = {
     "run_id": {"data_type": "text", "nullable": False},
@@ -35,7 +35,6 @@ TRACE_COLUMNS: dict[str, Any] = {
     "error": {"data_type": "json"},
     "trace": {"data_type": "json"},
 }
-FALLBACK_FOLDER = "traces"
 
 
 def trace_to_json(trace: Any) -> Optional[Any]:
@@ -51,7 +50,7 @@ def trace_to_json(trace: Any) -> Optional[Any]:
 
 
 def fallback_dir(pipeline: Any) -> Path:
-    return Path(pipeline.working_dir) / FALLBACK_FOLDER
+    return runner_path(pipeline, TRACES_FOLDER)
 
 
 class TraceStore:
@@ -160,35 +159,3 @@ class TraceStore:
         if self._target is True:
             return f"_trace_{self.pipeline.pipeline_name}"
         return str(getattr(self._target, "pipeline_name", self._target))
-
-
-def preserve_fallback_files(pipeline: Any) -> "_FallbackKeeper":
-    """Keeps fallback files across `pipeline.drop()` (which wipes the working folder)."""
-    return _FallbackKeeper(pipeline)
-
-
-class _FallbackKeeper:
-    def __init__(self, pipeline: Any) -> None:
-        self.pipeline = pipeline
-        self._saved: Optional[Path] = None
-
-    def __enter__(self) -> "_FallbackKeeper":
-        folder = fallback_dir(self.pipeline)
-        if folder.is_dir() and any(folder.iterdir()):
-            keep = f".{self.pipeline.pipeline_name}_traces_keep"
-            self._saved = Path(self.pipeline.pipelines_dir) / keep
-            if self._saved.exists():
-                shutil.rmtree(self._saved)
-            shutil.move(str(folder), str(self._saved))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._saved is not None and self._saved.exists():
-            folder = fallback_dir(self.pipeline)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            if folder.exists():
-                for file in self._saved.iterdir():
-                    shutil.move(str(file), str(folder / file.name))
-                shutil.rmtree(self._saved)
-            else:
-                shutil.move(str(self._saved), str(folder))

@@ -6,9 +6,12 @@ import os
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # before dlt reads its config
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +27,13 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def pipelines_dir(tmp_path: Path) -> str:
     return str(tmp_path / "pipelines")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL on loopback, started once per test session when a test asks for it."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()

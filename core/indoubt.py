@@ -1,0 +1,176 @@
+"""In-doubt load jobs: committed by a process that died before dlt recorded it.
+
+dlt moves a job file to `started_jobs`, runs it (for SQL destinations in one transaction),
+then writes a "pending transition" marker, and on restart it re-runs every started job that
+has no marker. A SIGKILL between the commit and the marker leaves a job whose rows are
+already in its table: re-running it loads the rows twice (DuckDB, append), or fails the
+package for good on the `_dlt_id` unique constraint (PostgreSQL, append and merge staging).
+
+Before finalizing, the runner looks each unmarked started job up in the table dlt loads it
+into (the staging dataset for merge) by the first `_dlt_id` of its file, written at normalize
+time and unique per row. Present means the transaction committed, so the runner records dlt's
+own "completed" marker and dlt moves on without running the job again.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import re
+from contextlib import nullcontext
+from typing import Any, Optional
+
+from dlt_runner.log import logger
+
+_ROW_KEY = re.compile(r"^[A-Za-z0-9+/=_-]{4,64}$")
+DATA_FORMATS = ("insert_values", "jsonl", "typed-jsonl", "parquet", "csv")
+"""Job files that insert rows; followup `sql` jobs (merges) are idempotent and left to dlt."""
+
+
+def resolve_in_doubt_jobs(pipeline: Any) -> list[dict[str, Any]]:
+    """Marks started jobs whose rows already are in the destination as completed."""
+    resolved: list[dict[str, Any]] = []
+    packages = None
+    for load_id in pipeline.list_normalized_load_packages():
+        info = pipeline.get_load_package_info(load_id)
+        started = info.jobs.get("started_jobs", [])
+        if not started:
+            continue
+        packages = packages or pipeline._get_load_storage().normalized_packages
+        tables = info.schema.tables
+        for job in started:
+            file_name = os.path.basename(job.file_path)
+            table = job.job_file_info.table_name
+            if packages.load_pending_transition(load_id, file_name) is not None:
+                continue  # dlt knows how this job ended
+            if table not in tables or job.job_file_info.file_format not in DATA_FORMATS:
+                continue
+            row_key = first_row_key(job.file_path, job.job_file_info.file_format)
+            if row_key is None:
+                logger.warning(
+                    "job %s of package %s was running when its process died and its file format"
+                    " %s cannot be checked; dlt will run it again (rows may load twice)",
+                    file_name,
+                    load_id,
+                    job.job_file_info.file_format,
+                )
+                continue
+            if _row_exists(pipeline, info.schema, table, row_key):
+                packages.save_pending_transition(load_id, file_name, "completed")
+                resolved.append({"load_id": load_id, "table": table, "job": file_name})
+                logger.warning(
+                    "job %s of package %s had committed before its process died; marked it"
+                    " completed so it is not loaded twice",
+                    file_name,
+                    load_id,
+                )
+    return resolved
+
+
+def _row_exists(pipeline: Any, schema: Any, table: str, row_key: str) -> bool:
+    """Looks the row up where dlt loads this table: the dataset or its staging dataset."""
+    from dlt.common.destination.client import WithStagingDataset
+
+    job_client = pipeline.destination_client(schema.name)
+    client = job_client.sql_client
+    staging = isinstance(job_client, WithStagingDataset) and (
+        job_client.should_load_data_to_staging_dataset(table)
+    )
+    with client, (client.with_staging_dataset() if staging else nullcontext()):
+        if not client.has_dataset():
+            return False
+        qualified = client.make_qualified_table_name(table)
+        column = client.escape_column_name(schema.naming.normalize_identifier("_dlt_id"))
+        try:
+            rows = client.execute_sql(
+                f"SELECT 1 FROM {qualified} WHERE {column} = '{row_key}' LIMIT 1"
+            )
+        except Exception as ex:
+            if "not exist" in str(ex).lower() or "not found" in str(ex).lower():
+                return False  # the table was never created: the job cannot have committed
+            raise
+        return bool(rows)
+
+
+def first_row_key(path: str, file_format: str) -> Optional[str]:
+    """The `_dlt_id` of the first row of a job file, or None when it cannot be read."""
+    try:
+        if file_format == "parquet":
+            return _checked(_parquet_key(path))
+        with _open_text(path) as f:
+            if file_format in ("jsonl", "typed-jsonl"):
+                return _checked(json.loads(f.readline()).get("_dlt_id"))
+            if file_format == "csv":
+                row = next(csv.DictReader(f))
+                return _checked(row.get("_dlt_id"))
+            if file_format == "insert_values":
+                return _checked(_insert_values_key(f))
+    except Exception as ex:
+        logger.warning("could not read the first row of %s: %s", path, ex)
+    return None
+
+
+def _open_text(path: str) -> io.TextIOWrapper:
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    raw: Any = gzip.open(path, "rb") if gzipped else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8")
+
+
+def _insert_values_key(f: io.TextIOWrapper) -> Optional[str]:
+    header = f.readline()
+    columns = [c.strip().strip('"`[]') for c in header[header.index("(") + 1 : header.rindex(")")]
+               .split(",")]
+    index = columns.index("_dlt_id")
+    for line in f:
+        line = line.strip()
+        if line.startswith("("):
+            values = _split_sql_tuple(line)
+            value = values[index]
+            if value.upper().startswith("E'"):
+                value = value[1:]
+            return value.strip("'")
+    return None
+
+
+def _split_sql_tuple(line: str) -> list[str]:
+    """Top-level comma split of `(a, 'b,c', E'd\\'e')` respecting quotes and parentheses."""
+    body = line[line.index("(") + 1 : line.rindex(")")]
+    parts, current, depth, quote, escape = [], [], 0, False, False
+    for ch in body:
+        if quote:
+            current.append(ch)
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == "'":
+                quote = False
+            continue
+        if ch == "'":
+            quote = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current).strip())
+    return parts
+
+
+def _parquet_key(path: str) -> Optional[str]:
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(path, columns=["_dlt_id"]).column(0)
+    return str(column[0].as_py()) if len(column) else None
+
+
+def _checked(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and _ROW_KEY.match(value) else None

@@ -1,0 +1,188 @@
+"""Kill-and-resume harness: kill a real pipeline process at a point, resume it, count rows.
+
+Used by `tests/e2e/test_chaos.py` (a fixed-seed sample in CI) and by `make chaos N=500`
+(`python -m tests.e2e.chaos`), which prints a kind x step table of lost and duplicate rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = ("sync", "extract", "normalize", "load", "trace")
+KINDS = ("TERM", "TERM2", "KILL")
+DESTINATIONS = ("duckdb", "postgres")
+DISPOSITIONS = ("append", "merge")
+ROWS = 120
+
+
+@dataclass(frozen=True)
+class Case:
+    index: int
+    destination: str
+    disposition: str
+    kind: str
+    step: str
+    at: float
+
+    @property
+    def id(self) -> str:
+        return (
+            f"{self.index:03d}-{self.kind}-{self.step}-{self.destination}-{self.disposition}"
+            f"-{self.at:.2f}"
+        )
+
+
+@dataclass
+class Outcome:
+    case: Case
+    killed_exit: int
+    resumed_exit: int
+    lost: int = 0
+    duplicates: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.lost == 0 and self.duplicates == 0
+
+
+def sample_cases(count: int, seed: int, destinations: tuple[str, ...] = DESTINATIONS) -> list[Case]:
+    """Every kill kind x step combination in turn, the rest of each case drawn from `seed`."""
+    rng = random.Random(seed)
+    combos = [(k, s) for k in KINDS for s in STEPS]
+    cases = []
+    for i in range(count):
+        kind, step = combos[i % len(combos)]
+        cases.append(
+            Case(
+                index=i,
+                destination=destinations[(i // len(combos)) % len(destinations)],
+                disposition=rng.choice(DISPOSITIONS),
+                kind=kind,
+                step=step,
+                at=round(rng.random(), 3),
+            )
+        )
+    return cases
+
+
+def run_case(case: Case, workdir: Path, postgres_dsn: Optional[str]) -> Outcome:
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = f"chaos_{case.index}"
+    cfg: dict[str, Any] = {
+        "pipeline_name": name,
+        "dataset": f"chaos_{case.index}_{uuid.uuid4().hex[:8]}",  # fresh on a shared server
+        "pipelines_dir": str(workdir / "pipelines"),
+        "destination": case.destination,
+        "db_path": str(workdir / "warehouse.duckdb"),
+        "dsn": postgres_dsn,
+        "n": ROWS,
+        "disposition": case.disposition,
+        "item_delay": 0.002,
+        "report_path": str(workdir / "killed_report.json"),
+        "kill": {"signal": case.kind, "step": case.step, "at": case.at},
+    }
+    killed = _child(cfg, workdir)
+    cfg.update(kill=None, report_path=str(workdir / "resumed_report.json"))
+    resumed = _child(cfg, workdir)
+    outcome = Outcome(case, killed.returncode, resumed.returncode)
+    if killed.returncode == 1:
+        outcome.problems.append(f"the killed run failed, not drained: {killed.stderr[-3000:]}")
+    if case.kind == "TERM" and killed.returncode not in (0, 3):
+        outcome.problems.append(f"a single SIGTERM must drain and exit, got {killed.returncode}")
+    if resumed.returncode != 0:
+        outcome.problems.append(f"resume exited {resumed.returncode}: {resumed.stderr[-3000:]}")
+    _verify(outcome, cfg, workdir)
+    return outcome
+
+
+def _child(cfg: dict[str, Any], workdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.e2e.child", json.dumps(cfg)],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def _verify(outcome: Outcome, cfg: dict[str, Any], workdir: Path) -> None:
+    import dlt
+
+    dataset = cfg["dataset"]
+    rows = _query(cfg, f"SELECT id FROM {dataset}.items")
+    ids = [r[0] for r in rows]
+    outcome.lost = len(set(range(ROWS)) - set(ids))
+    outcome.duplicates = len(ids) - len(set(ids))
+    orphans = _query(
+        cfg,
+        f"SELECT DISTINCT _dlt_load_id FROM {dataset}.items WHERE _dlt_load_id NOT IN"
+        f" (SELECT load_id FROM {dataset}._dlt_loads WHERE status = 0)",
+    )
+    if orphans:
+        outcome.problems.append(f"load ids not committed in _dlt_loads: {orphans}")
+    pipeline = dlt.attach(cfg["pipeline_name"], pipelines_dir=cfg["pipelines_dir"])
+    if pipeline.has_pending_data:
+        outcome.problems.append("packages still pending after the resume")
+    cursor = _cursor(pipeline.state)
+    if cursor != ROWS - 1:
+        outcome.problems.append(f"incremental cursor is {cursor}, expected {ROWS - 1}")
+    # every attempt of a drained run has its trace row (uploaded from the fallback if need be)
+    killed_report = Path(workdir / "killed_report.json")
+    if outcome.case.kind == "TERM":
+        if not killed_report.exists():
+            outcome.problems.append("the drained run wrote no report")
+        else:
+            report = json.loads(killed_report.read_text())
+            traced = _query(
+                cfg,
+                f"SELECT attempt FROM {dataset}_traces.{cfg['pipeline_name']}_trace"
+                f" WHERE run_id = '{report['run_id']}'",
+            )
+            if sorted(a for (a,) in traced) != list(range(1, report["attempts"] + 1)):
+                outcome.problems.append(
+                    f"trace rows {sorted(traced)} for {report['attempts']} attempts"
+                )
+    leftovers = list((Path(pipeline.working_dir) / "traces").glob("*.json"))
+    if leftovers:
+        outcome.problems.append(f"fallback trace files not uploaded: {leftovers}")
+
+
+def _cursor(state: Any) -> Any:
+    for source in state.get("sources", {}).values():
+        incremental = source.get("resources", {}).get("items", {}).get("incremental", {})
+        if "id" in incremental:
+            return incremental["id"].get("last_value")
+    return None
+
+
+def _query(cfg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    if cfg["destination"] == "postgres":
+        import psycopg2
+
+        con = psycopg2.connect(cfg["dsn"])
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            con.close()
+    import duckdb
+
+    dcon = duckdb.connect(cfg["db_path"], read_only=True)
+    try:
+        return dcon.execute(sql).fetchall()
+    finally:
+        dcon.close()
+
+
+def outcome_row(outcome: Outcome) -> dict[str, Any]:
+    return {**asdict(outcome.case), "lost": outcome.lost, "duplicates": outcome.duplicates,
+            "problems": outcome.problems}

@@ -1,0 +1,52 @@
+"""A process loading 8 slow jobs (one per table) with 3 workers, for SIGTERM drain tests.
+
+    python -m tests.e2e.slow_child WORKDIR [resume]
+`resume` only finalizes what is pending (the source is not incremental).
+Exit codes: 0 success, 3 cancelled (drained); the RunReport goes to WORKDIR/report.json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+os.environ["LOAD__WORKERS"] = "3"
+
+import dlt
+
+from dlt_runner import RunCancelled, runner
+from tests.core.faults import slow_duckdb, slow_source
+
+TABLES, ROWS, JOB_SECONDS = 8, 10, 2.0
+
+
+def main() -> int:
+    work = Path(sys.argv[1])
+    pipeline = dlt.pipeline(
+        "drain",
+        destination=slow_duckdb(work / "warehouse.duckdb", JOB_SECONDS, work / "jobs.log"),
+        pipelines_dir=str(work / "pipelines"),
+    )
+    trace_pipeline = dlt.pipeline(
+        "drain_traces",
+        destination=dlt.destinations.duckdb(str(work / "trace_store.duckdb")),
+        dataset_name="run_traces",
+        pipelines_dir=str(work / "pipelines"),
+    )
+    r = runner(pipeline, retry_policy={"type": "fixed", "max_attempts": 3, "wait": 0},
+               store_trace_info=trace_pipeline)
+    print("RUNNING", flush=True)
+    code = 0
+    try:
+        r.run(None if sys.argv[2:] == ["resume"] else slow_source(TABLES, ROWS))
+    except RunCancelled:
+        code = 3
+    assert r.report is not None
+    (work / "report.json").write_text(r.report.to_json())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
