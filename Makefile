@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install test demo lint lock clean
+.PHONY: install postgres test demo lint lock chaos clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,23 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml | $(BIN)/uv
 
 install: $(VENV)/.installed
 
-test: install
+# the tests start their own throwaway PostgreSQL server; they need Debian's binaries
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "installing PostgreSQL (Debian package) for the tests"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+test: install postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# many kill-and-resume cases; prints a kill kind x step table of lost and duplicate rows
+N ?= 500
+SEED ?= 7
+chaos: install postgres
+	$(BIN)/python -m tests.e2e.chaos --cases $(N) --seed $(SEED)
 
 lint: install
 	$(BIN)/ruff check .

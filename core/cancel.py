@@ -132,8 +132,27 @@ def seconds_until(deadline: TDeadline) -> Optional[float]:
 
 
 def is_drain(exc: BaseException) -> bool:
-    """True when dlt stopped because of the drain flag (not a hard stop by a second signal)."""
+    """True when dlt stopped because of the drain flag, not a hard stop by a second signal.
+
+    A hard stop surfaces as whatever the previous handler raised (KeyboardInterrupt, an
+    orchestrator's interrupt): that must reach the caller as it is, even if a drain was its
+    context.
+    """
+    if not isinstance(exc, (Exception, SignalReceivedException)):
+        return False
     return any(isinstance(e, SignalReceivedException) for e in iter_exception_chain(exc))
+
+
+def hard_stop_of(exc: BaseException) -> Optional[BaseException]:
+    """The interrupt a previous handler raised on a second signal, if that is what ended the run.
+
+    dlt wraps a KeyboardInterrupt raised inside normalize or load into `PipelineStepFailed`
+    (an `Exception`); the caller of a hard-stopped run must get the interrupt itself.
+    """
+    for link in iter_exception_chain(exc):
+        if not isinstance(link, (Exception, SignalReceivedException)):
+            return link
+    return None
 
 
 def _signal_code() -> int:

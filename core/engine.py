@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import tenacity
 
 from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
-from dlt_runner.cancel import Cancellation, TDeadline, is_drain
+from dlt_runner.cancel import Cancellation, TDeadline, hard_stop_of, is_drain
 from dlt_runner.config import RunConfig, TOnTerminalPackage
 from dlt_runner.errors import RunCancelled, RunConfigError, RunnerError, TerminalPackageError
 from dlt_runner.indoubt import resolve_in_doubt_jobs
@@ -127,13 +127,17 @@ class Runner:
                     cancel_reason = self._cancellation.reason
         except BaseException as ex:
             error: BaseException = ex
-            if cancel_reason and is_drain(ex):
+            hard_stop = hard_stop_of(ex)
+            if hard_stop is not None:
+                error = hard_stop  # the previous handler's interrupt, unwrapped from dlt
+                cancel_reason = f"{cancel_reason or 'interrupted'}; hard stop"
+            elif cancel_reason and is_drain(ex):
                 error = RunCancelled(cancel_reason, pending_load_ids=_pending_load_ids(pipeline))
             else:
-                cancel_reason = None  # a hard stop or a real failure, not a drain
+                cancel_reason = None  # a real failure, not a cancellation
             self._finish(state, callbacks, error, cancel_reason)
             if error is not ex:
-                raise error from ex
+                raise error from ex if isinstance(error, RunCancelled) else None
             raise
         self._finish(state, callbacks, None, cancel_reason)
         return state.last_result  # type: ignore[no-any-return]
@@ -144,7 +148,7 @@ class Runner:
 
     def _run_phases(
         self,
-        state: "_RunState",
+        state: _RunState,
         callbacks: CallbackDispatcher,
         data: Any,
         dest_kwargs: dict[str, Any],
@@ -168,7 +172,7 @@ class Runner:
 
     def _finish(
         self,
-        state: "_RunState",
+        state: _RunState,
         callbacks: CallbackDispatcher,
         error: Optional[BaseException],
         cancel_reason: Optional[str],
@@ -314,6 +318,16 @@ class Runner:
         self._cancellation.raise_if_requested()  # no new attempt once a drain was asked for
         previous_trace = pipeline.last_trace
         started_at = _now()
+        if self._traces is not None:
+            self._traces.begin(
+                {
+                    "run_id": state.run_id,
+                    "pipeline_name": pipeline.pipeline_name,
+                    "attempt": state.attempt + 1,
+                    "phase": phase,
+                    "started_at": started_at.isoformat(),
+                }
+            )
         error: Optional[BaseException] = None
         try:
             return call()

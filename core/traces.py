@@ -1,9 +1,11 @@
 """Trace storage: one row per attempt in a trace pipeline, with a local JSON fallback.
 
-Write-ahead: the row is written to `<working dir>/traces/<run_id>_attempt_<n>_trace.json` first
-and the file is removed only once a load that contains it has committed. A kill at any point
-therefore leaves either the stored row or the file; the merge on (run_id, attempt) makes
-re-uploading a row that did land harmless. Storing a trace never fails the run.
+Write-ahead: when an attempt starts, a row with status "interrupted" is written to
+`<working dir>/traces/<run_id>_attempt_<n>_trace.json`; when it ends, the real row replaces it
+and is loaded, and the file is removed only once a load containing it has committed. A kill at
+any point, SIGKILL included, therefore leaves either the stored row or the file, and the next
+successful store uploads the file; the merge on (run_id, attempt) makes re-uploading a row that
+did land harmless. Storing a trace never fails the run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ TRACE_COLUMNS: dict[str, Any] = {
 }
 
 
+INTERRUPTED = "interrupted"
+"""Status of an attempt whose process died before it could record how the attempt ended."""
+
+
 def trace_to_json(trace: Any) -> Optional[Any]:
     """dlt's `trace.asdict()` (secret config values nulled) made JSON-safe and scrubbed."""
     if trace is None:
@@ -64,6 +70,13 @@ class TraceStore:
     @property
     def table_name(self) -> str:
         return f"{self.pipeline.pipeline_name}_trace"
+
+    def begin(self, row: dict[str, Any]) -> None:
+        """Leaves a trace of an attempt before it runs: whatever kills it, the row exists."""
+        try:
+            self._write_fallback(SECRETS.scrub({**row, "status": INTERRUPTED}))
+        except OSError as ex:
+            logger.warning("could not write the provisional trace file: %s", ex)
 
     def store(self, row: dict[str, Any]) -> str:
         """Stores `row` (and any earlier fallback rows); returns where it now lives."""

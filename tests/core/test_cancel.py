@@ -100,8 +100,9 @@ def test_a_drain_deadline_cancels_the_run_itself(
 
 
 def test_a_cancel_after_every_job_started_ends_in_success_with_the_signal_noted(
-    tmp_path: Path, pipelines_dir: str, two_workers: None
+    tmp_path: Path, pipelines_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LOAD__WORKERS", "8")  # every job of the package starts at once
     pipeline = _slow_pipeline(tmp_path, pipelines_dir, "late_cancel")
     r = runner(pipeline)
     _when_jobs_started(tmp_path / "jobs.log", 2, lambda: r.cancel("late"))
@@ -129,3 +130,30 @@ def test_cancel_outside_a_run_cancels_the_next_run_and_nothing_else(
     assert pipeline.first_run and not signals.was_signal_received()
     r.run([{"id": 1}], table_name="t")  # the cancel was used up
     assert r.report.status == "success"
+
+
+def test_a_hard_stop_reaches_the_caller_unchanged(
+    tmp_path: Path, pipelines_dir: str, two_workers: None
+) -> None:
+    """A second SIGINT raises KeyboardInterrupt from the previous handler: no RunCancelled,
+    and not dlt's PipelineStepFailed wrapping it either (an `except Exception` would eat it)."""
+    import os
+    import signal
+
+    pipeline = _slow_pipeline(tmp_path, pipelines_dir, "hard_stop")
+    r = runner(pipeline)
+
+    def two_sigints() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    _when_jobs_started(tmp_path / "jobs.log", 2, two_sigints)
+    with pytest.raises(KeyboardInterrupt) as exc_info:
+        r.run(slow_source(tables=6, rows=2))
+    assert type(exc_info.value) is KeyboardInterrupt
+    assert r.report is not None and r.report.status == "cancelled"
+    assert r.report.cancellation is not None
+    assert r.report.cancellation["reason"] == "SIGINT received; hard stop"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert not signals.was_signal_received()

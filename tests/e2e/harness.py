@@ -134,22 +134,26 @@ def _verify(outcome: Outcome, cfg: dict[str, Any], workdir: Path) -> None:
     cursor = _cursor(pipeline.state)
     if cursor != ROWS - 1:
         outcome.problems.append(f"incremental cursor is {cursor}, expected {ROWS - 1}")
-    # every attempt of a drained run has its trace row (uploaded from the fallback if need be)
-    killed_report = Path(workdir / "killed_report.json")
+    # every attempt of the killed run has its trace row, uploaded from the fallback file by the
+    # resume if need be; a hard-killed attempt shows as "interrupted"
+    resumed_run = json.loads((workdir / "resumed_report.json").read_text())["run_id"]
+    traced = _query(
+        cfg,
+        f"SELECT run_id, attempt, status FROM {dataset}_traces.{cfg['pipeline_name']}_trace",
+    )
+    killed_rows = sorted((a, s) for r, a, s in traced if r != resumed_run)
+    if not killed_rows:
+        outcome.problems.append(f"no trace row of the killed run: {traced}")
+    elif [a for a, _ in killed_rows] != list(range(1, len(killed_rows) + 1)):
+        outcome.problems.append(f"trace rows of the killed run have gaps: {killed_rows}")
+    killed_report = workdir / "killed_report.json"
     if outcome.case.kind == "TERM":
         if not killed_report.exists():
             outcome.problems.append("the drained run wrote no report")
-        else:
-            report = json.loads(killed_report.read_text())
-            traced = _query(
-                cfg,
-                f"SELECT attempt FROM {dataset}_traces.{cfg['pipeline_name']}_trace"
-                f" WHERE run_id = '{report['run_id']}'",
-            )
-            if sorted(a for (a,) in traced) != list(range(1, report["attempts"] + 1)):
-                outcome.problems.append(
-                    f"trace rows {sorted(traced)} for {report['attempts']} attempts"
-                )
+        elif len(killed_rows) != json.loads(killed_report.read_text())["attempts"]:
+            outcome.problems.append(f"trace rows {killed_rows} do not match the report")
+        elif any(s == "interrupted" for _, s in killed_rows):
+            outcome.problems.append(f"a drained run left an interrupted row: {killed_rows}")
     leftovers = list((Path(pipeline.working_dir) / "traces").glob("*.json"))
     if leftovers:
         outcome.problems.append(f"fallback trace files not uploaded: {leftovers}")
