@@ -1,22 +1,41 @@
-"""dlt-runner: a production runner for dlt pipelines (retries, pending data, traces, callbacks).
+"""dlt-runner: a production runner for dlt pipelines (retries, pending data, traces, callbacks,
+graceful cancellation).
 
-The core imports no orchestrator; `dlt_runner.airflow_provider` and
-`dlt_runner.dagster_integration` are thin adapters over it.
+The core imports no orchestrator; `dlt_runner.airflow_provider` is a thin adapter over it.
+Public names are imported lazily: `import dlt_runner.airflow_provider` (DAG parsing) must not
+pay for importing dlt.
 """
 
-from dlt_runner.callbacks import RunnerCallbacks
-from dlt_runner.config import RunConfig
-from dlt_runner.engine import Runner, runner
-from dlt_runner.errors import (
-    RunCancelled,
-    RunConfigError,
-    RunnerError,
-    TerminalPackageError,
-)
-from dlt_runner.report import RunReport
-from dlt_runner.retry import RetryPolicy
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlt_runner.callbacks import RunnerCallbacks
+    from dlt_runner.config import RunConfig
+    from dlt_runner.engine import Runner, runner
+    from dlt_runner.errors import RunCancelled, TerminalPackageError
+    from dlt_runner.lock import PipelineBusy
+    from dlt_runner.report import RunReport
+    from dlt_runner.retry import RetryPolicy
+    from dlt_runner.validate import RunConfigError, RunnerError
+
+_EXPORTS = {
+    "PipelineBusy": "dlt_runner.lock",
+    "RetryPolicy": "dlt_runner.retry",
+    "RunCancelled": "dlt_runner.errors",
+    "RunConfig": "dlt_runner.config",
+    "RunConfigError": "dlt_runner.validate",
+    "RunReport": "dlt_runner.report",
+    "Runner": "dlt_runner.engine",
+    "RunnerCallbacks": "dlt_runner.callbacks",
+    "RunnerError": "dlt_runner.validate",
+    "TerminalPackageError": "dlt_runner.errors",
+    "runner": "dlt_runner.engine",
+}
 __all__ = [
+    "PipelineBusy",
     "RetryPolicy",
     "RunCancelled",
     "RunConfig",
@@ -28,5 +47,17 @@ __all__ = [
     "TerminalPackageError",
     "runner",
 ]
-
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dlt_runner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

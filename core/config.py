@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 import tenacity
 
+from dlt_runner import validate
 from dlt_runner.callbacks import RunnerCallbacks
 from dlt_runner.cancel import TDeadline
-from dlt_runner.errors import RunConfigError
-from dlt_runner.retry import PIPELINE_STEPS, RetryPolicy, TRetryPolicyArg, to_retrying
+from dlt_runner.retry import RetryPolicy, TRetryPolicyArg, to_retrying
+from dlt_runner.validate import RunConfigError
 
 if TYPE_CHECKING:
     from dlt import Pipeline
 
 TOnTerminalPackage = Literal["fail", "abort"]
-ON_TERMINAL_PACKAGE = ("fail", "abort")
 
 
 @dataclass
@@ -44,33 +44,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.retrying: tenacity.Retrying = to_retrying(self.retry_policy)
-        steps = self.retry_pipeline_steps
-        if isinstance(steps, str) or not isinstance(steps, Sequence):
-            raise RunConfigError(
-                "retry_pipeline_steps",
-                f"expected a list of step names, got {steps!r}",
-                f'pass a list such as ["load"] with names from {list(PIPELINE_STEPS)}',
-            )
-        bad = [s for s in steps if s not in PIPELINE_STEPS]
-        if bad:
-            raise RunConfigError(
-                "retry_pipeline_steps",
-                f"unknown step {bad[0]!r}",
-                f"use names from {list(PIPELINE_STEPS)}",
-            )
-        self.retry_pipeline_steps = tuple(steps)
-        if self.on_terminal_package not in ON_TERMINAL_PACKAGE:
-            raise RunConfigError(
-                "on_terminal_package",
-                f"unknown value {self.on_terminal_package!r}",
-                'use "fail" (raise with the load id and the abort command) or "abort"',
-            )
-        if not isinstance(self.run_from_clean_folder, bool):
-            raise RunConfigError(
-                "run_from_clean_folder",
-                f"expected true or false, got {self.run_from_clean_folder!r}",
-                "set it to true or false",
-            )
+        self.retry_pipeline_steps = validate.steps(self.retry_pipeline_steps)
+        validate.on_terminal_package(self.on_terminal_package)
+        validate.flag(self.run_from_clean_folder, "run_from_clean_folder")
         if not isinstance(self.store_trace_info, bool) and not _is_pipeline(self.store_trace_info):
             raise RunConfigError(
                 "store_trace_info",
@@ -79,24 +55,8 @@ class RunConfig:
                 "pass True to store traces next to the data, or a dlt.pipeline(...) to store"
                 " them elsewhere",
             )
-        timeout = self.lock_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise RunConfigError(
-                "lock_timeout",
-                f"expected seconds >= 0, got {timeout!r}",
-                "set lock_timeout to how long a run may wait for another run of the same pipeline",
-            )
-        deadline = self.drain_deadline
-        if deadline is not None and (
-            isinstance(deadline, bool)
-            or not isinstance(deadline, (int, float, datetime))
-            or (not isinstance(deadline, datetime) and deadline <= 0)
-        ):
-            raise RunConfigError(
-                "drain_deadline",
-                f"expected seconds > 0 or a datetime, got {deadline!r}",
-                "pass seconds from the start of the run, an absolute datetime, or None",
-            )
+        validate.lock_timeout(self.lock_timeout)
+        validate.drain_deadline(self.drain_deadline)
         if isinstance(self.callbacks, RunnerCallbacks):
             self.callbacks = (self.callbacks,)
         bad_cb = [c for c in self.callbacks if not isinstance(c, RunnerCallbacks)]

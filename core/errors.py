@@ -12,24 +12,12 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from dlt.common.exceptions import TerminalException
 
+from dlt_runner.validate import RunConfigError, RunnerError
+
+__all__ = ["RunCancelled", "RunConfigError", "RunnerError", "TerminalPackageError", "abort_command"]
+
 if TYPE_CHECKING:
     from dlt_runner.report import RunReport
-
-
-class RunnerError(Exception):
-    """Base class of every error the runner raises itself."""
-
-    report: Optional["RunReport"] = None
-
-
-class RunConfigError(RunnerError, ValueError, TerminalException):
-    """Bad runner configuration; names the field and the fix. Raised before anything runs."""
-
-    def __init__(self, field: str, problem: str, fix: str) -> None:
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{field}: {problem}. Fix: {fix}")
 
 
 class TerminalPackageError(RunnerError, TerminalException):

@@ -7,7 +7,6 @@ the cause chain is terminal. dlt's own `retry_load` retries interrupts and looks
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
@@ -17,9 +16,16 @@ from dlt.common.exceptions import TerminalException
 from dlt.common.runtime import signals
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dlt_runner.errors import RunConfigError
+from dlt_runner.validate import (
+    PIPELINE_STEPS,
+    POLICY_EXAMPLES,
+    POLICY_FIELDS,
+    RunConfigError,
+    policy_dict,
+)
 
-PIPELINE_STEPS = ("sync", "extract", "normalize", "load")
+__all__ = ["PIPELINE_STEPS", "RetryPolicy", "is_retryable", "to_retrying"]
+
 TPolicyType = Literal["none", "fixed", "backoff"]
 
 
@@ -34,65 +40,12 @@ class RetryPolicy:
     min: float = 0.0
     max: float = 60.0
 
-    _FIELDS = {
-        "none": ("type",),
-        "fixed": ("type", "max_attempts", "wait"),
-        "backoff": ("type", "max_attempts", "multiplier", "min", "max"),
-    }
-
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], field: str = "retry_policy") -> "RetryPolicy":
-        if not isinstance(spec, Mapping):
-            raise RunConfigError(
-                field, f"expected a mapping, got {type(spec).__name__}", _POLICY_EXAMPLES
-            )
-        kind = spec.get("type")
-        if kind not in cls._FIELDS:
-            raise RunConfigError(
-                f"{field}.type",
-                f"unknown policy type {kind!r}",
-                f"use one of {sorted(cls._FIELDS)}: {_POLICY_EXAMPLES}",
-            )
-        allowed = cls._FIELDS[kind]
-        unknown = sorted(set(spec) - set(allowed))
-        if unknown:
-            raise RunConfigError(
-                f"{field}.{unknown[0]}",
-                f"not a field of a {kind!r} policy",
-                f"remove it; a {kind!r} policy takes {list(allowed)}",
-            )
-        if kind == "none":
-            return cls(type="none", max_attempts=1)
-        if "max_attempts" not in spec:
-            raise RunConfigError(
-                f"{field}.max_attempts",
-                "missing",
-                "set max_attempts to the total number of attempts (1 means no retry)",
-            )
-        max_attempts = _number(spec, "max_attempts", field, integer=True, minimum=1)
-        if kind == "fixed":
-            return cls(
-                type="fixed",
-                max_attempts=int(max_attempts),
-                wait=_number(spec, "wait", field, default=0.0),
-            )
-        policy = cls(
-            type="backoff",
-            max_attempts=int(max_attempts),
-            multiplier=_number(spec, "multiplier", field, default=1.0),
-            min=_number(spec, "min", field, default=0.0),
-            max=_number(spec, "max", field, default=60.0),
-        )
-        if policy.min > policy.max:
-            raise RunConfigError(
-                f"{field}.min",
-                f"min ({policy.min}) is greater than max ({policy.max})",
-                "set min <= max (both in seconds)",
-            )
-        return policy
+        return cls(**policy_dict(spec, field))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._FIELDS[self.type]}
+        return {k: getattr(self, k) for k in POLICY_FIELDS[self.type]}
 
     def to_retrying(self) -> tenacity.Retrying:
         wait: Any
@@ -105,35 +58,6 @@ class RetryPolicy:
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts), wait=wait, reraise=True
         )
-
-
-_POLICY_EXAMPLES = (
-    '{"type": "none"}, {"type": "fixed", "max_attempts": 3, "wait": 5} or'
-    ' {"type": "backoff", "max_attempts": 5, "multiplier": 2, "min": 1, "max": 60}'
-)
-
-
-def _number(
-    spec: Mapping[str, Any],
-    key: str,
-    field: str,
-    *,
-    default: Optional[float] = None,
-    integer: bool = False,
-    minimum: float = 0,
-) -> float:
-    value = spec.get(key, default)
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and integer and not float(value).is_integer():
-        ok = False
-    if not ok or not math.isfinite(value) or value < minimum:
-        raise RunConfigError(
-            f"{field}.{key}",
-            f"expected {kind} >= {minimum:g}, got {value!r}",
-            f"set {key} to {kind} of at least {minimum:g}",
-        )
-    return float(value)
 
 
 TRetryPolicyArg = Union[None, tenacity.Retrying, Mapping[str, Any], RetryPolicy]
@@ -152,7 +76,7 @@ def to_retrying(policy: TRetryPolicyArg, field: str = "retry_policy") -> tenacit
     raise RunConfigError(
         field,
         f"unsupported type {type(policy).__name__}",
-        f"pass None, a tenacity.Retrying, a RetryPolicy or a dict such as {_POLICY_EXAMPLES}",
+        f"pass None, a tenacity.Retrying, a RetryPolicy or a dict such as {POLICY_EXAMPLES}",
     )
 
 
@@ -186,7 +110,7 @@ def failed_step(exc: BaseException) -> Optional[str]:
 def is_terminal(exc: BaseException) -> bool:
     """True when any link of the cause chain says retrying cannot help."""
     return any(
-        isinstance(e, TerminalException) or not isinstance(e, Exception)
+        isinstance(e, (TerminalException, RunConfigError)) or not isinstance(e, Exception)
         for e in iter_exception_chain(exc)
     )
 
