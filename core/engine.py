@@ -36,7 +36,7 @@ from dlt_runner.retry import (
 )
 from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
 from dlt_runner.traces import TraceStore, trace_to_json
-from dlt_runner.workdir import keep_runner_files
+from dlt_runner.workdir import keep_runner_files, read_run_key, write_run_key
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -95,13 +95,19 @@ class Runner:
         )
         install_tracker()
 
-    def run(self, data: Any = None, **run_kwargs: Any) -> Optional["LoadInfo"]:
+    def run(
+        self, data: Any = None, *, run_key: Optional[str] = None, **run_kwargs: Any
+    ) -> Optional["LoadInfo"]:
         """Finalizes pending data, then loads `data`; returns the last `LoadInfo` (None if idle).
 
         `data` is anything `pipeline.run` takes, or a zero-argument factory returning it (called
         again for every extract attempt, so a generator source can be retried). On the main
         thread the whole run is inside dlt's signal interception: a first SIGTERM/SIGINT drains
         and raises `RunCancelled`; a second goes to the previous handler.
+
+        `run_key` names the logical run (an orchestrator's task instance). When an earlier
+        call with the same key extracted its data and then failed or was cancelled, the pending
+        package *is* that data: this call finalizes it and does not extract again.
         """
         dest_kwargs, data_kwargs = self._split_kwargs(run_kwargs)
         self._check_data(data)
@@ -122,7 +128,9 @@ class Runner:
                         self.config.lock_timeout,
                         self._cancellation.raise_if_requested,
                     ):
-                        self._run_phases(state, callbacks, data, dest_kwargs, data_kwargs)
+                        self._run_phases(
+                            state, callbacks, data, run_key, dest_kwargs, data_kwargs
+                        )
                 finally:
                     cancel_reason = self._cancellation.reason
         except BaseException as ex:
@@ -151,16 +159,29 @@ class Runner:
         state: _RunState,
         callbacks: CallbackDispatcher,
         data: Any,
+        run_key: Optional[str],
         dest_kwargs: dict[str, Any],
         data_kwargs: dict[str, Any],
     ) -> None:
+        pipeline = self.pipeline
+        # pending data extracted by an earlier call with this key is this call's data
+        resumes = (
+            run_key is not None
+            and read_run_key(pipeline) == run_key
+            and pipeline.has_pending_data
+        )
         if self.config.run_from_clean_folder:
             self._finalize(state, callbacks, dest_kwargs)
             self._cancellation.raise_if_requested()
             self._clean_folder()
         self._finalize(state, callbacks, dest_kwargs)
+        if resumes:
+            logger.info("run %s: finished the data an earlier try extracted", run_key)
+            write_run_key(pipeline, None)
+            return
         if data is None:
             return
+        write_run_key(pipeline, run_key)
         try:
             state.last_result = self._run_phase(
                 state, callbacks, "run", self._data_call(data, dest_kwargs, data_kwargs)
@@ -169,6 +190,7 @@ class Runner:
             if is_package_failure(ex):
                 raise self._terminal_package_error(ex, None) from ex
             raise
+        write_run_key(pipeline, None)
 
     def _finish(
         self,

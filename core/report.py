@@ -121,6 +121,14 @@ def record_attempt(
     return record
 
 
+def load_info_to_dict(load_info: Any) -> dict[str, Any]:
+    """dlt's `LoadInfo.asdict()`, JSON-safe, scrubbed and size-bounded (for XCom, metadata)."""
+    from dlt.common import json as dlt_json
+
+    data = SECRETS.scrub(json.loads(dlt_json.dumps(load_info.asdict())))
+    return bound_size(data, MAX_REPORT_BYTES)  # type: ignore[no-any-return]
+
+
 def _load_info(trace: Any, exception: Optional[BaseException]) -> Any:
     from dlt.common.pipeline import LoadInfo
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,11 +11,32 @@ from types import TracebackType
 from typing import Any, Optional
 
 TRACES_FOLDER = "traces"
-RUNNER_FILES = (TRACES_FOLDER,)
+RUN_KEY_FILE = "runner_run_key.json"
+RUNNER_FILES = (TRACES_FOLDER, RUN_KEY_FILE)
 
 
 def runner_path(pipeline: Any, name: str) -> Path:
     return Path(pipeline.working_dir) / name
+
+
+def read_run_key(pipeline: Any) -> Optional[str]:
+    """The key of the run whose data extraction started last and has not finished loading."""
+    path = runner_path(pipeline, RUN_KEY_FILE)
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["run_key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_run_key(pipeline: Any, run_key: Optional[str]) -> None:
+    path = runner_path(pipeline, RUN_KEY_FILE)
+    if run_key is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"run_key": run_key}), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 class keep_runner_files:

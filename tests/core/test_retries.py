@@ -215,3 +215,26 @@ def test_terminal_error_outside_a_package_is_never_aborted(
     assert pipeline.list_normalized_load_packages() == pending
     runner(pipeline).run()
     assert ids_in(tmp_path / "data.duckdb", "items") == [1]
+
+
+def test_a_run_key_makes_a_retry_finish_its_own_data_instead_of_extracting_again(
+    tmp_path: Path, pipelines_dir: str
+) -> None:
+    """An orchestrator retry of the same task: the pending package is this task's data."""
+    plan = FaultPlan(transient_failures=1)
+    pipeline = dlt.pipeline(
+        "keyed", destination=faulty_duckdb(tmp_path / "data.duckdb", plan),
+        pipelines_dir=pipelines_dir,
+    )
+    counter = {"extractions": 0, "extract_failures": 0}
+    with pytest.raises(PipelineStepFailed):
+        runner(pipeline).run(_counting_source(10, counter), run_key="dag/task/run1")
+    r = runner(pipeline)
+    r.run(_counting_source(10, counter), run_key="dag/task/run1")  # the task's second try
+    assert counter["extractions"] == 1
+    assert ids_in(tmp_path / "data.duckdb", "items") == list(range(10))
+    assert r.report is not None and r.report.status == "success"
+    # another logical run extracts as usual
+    r.run(_counting_source(3, counter), run_key="dag/task/run2")
+    assert counter["extractions"] == 2
+    assert ids_in(tmp_path / "data.duckdb", "items") == sorted([*range(10), *range(3)])

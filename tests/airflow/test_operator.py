@@ -1,0 +1,191 @@
+"""The operator in real Airflow: parse-time errors, retry mapping, credentials, provider info."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.airflow.conftest import REPO
+from tests.core.faults import FaultPlan, faulty_duckdb, ids_in
+from tests.postgres import PostgresServer
+
+
+@pytest.fixture(autouse=True)
+def keep_signal_handlers() -> Any:
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def _one_task_dag(dag_id: str, **operator_kwargs: Any) -> Any:
+    from airflow.sdk import DAG
+
+    from dlt_runner.airflow_provider.operators import DltRunOperator
+
+    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+        DltRunOperator(task_id="load", **operator_kwargs)
+    return dag
+
+
+def _serialized(dag: Any) -> Any:
+    """dag.test() needs the DAG in the metadata DB; a DAG built in a test is in no bundle."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(REPO / "tests" / "airflow" / "no_dags_here"))
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag
+
+
+def _ti(run: Any) -> Any:
+    (ti,) = run.get_task_instances()
+    return ti
+
+
+def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
+    probe = (
+        "import sys, dlt_runner.airflow_provider.operators, dlt_runner.airflow_provider.hooks;"
+        "print(sorted(m for m in ('dlt', 'duckdb') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env=os.environ.copy()).stdout.strip()
+    assert out == "[]"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"source": "not a path"}, "source"),
+        ({"dlt_retry_policy": {"type": "fixed", "max_attempts": 0}},
+         "dlt_retry_policy.max_attempts"),
+        ({"retry_pipeline_steps": ["laod"]}, "retry_pipeline_steps"),
+        ({"on_terminal_package": "skip"}, "on_terminal_package"),
+        ({"execution_timeout": timedelta(minutes=1), "drain_margin": timedelta(minutes=5)},
+         "drain_margin"),
+        ({"pipeline_name": ""}, "pipeline_name"),
+    ],
+)
+def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], field: str) -> None:
+    from dlt_runner import RunConfigError
+
+    args: dict[str, Any] = {"source": "shop_source:shop_source", "pipeline_name": "p", **kwargs}
+    with pytest.raises(RunConfigError) as exc_info:
+        _one_task_dag(f"bad_{field.replace('.', '_')}", **args)
+    assert exc_info.value.field == field and "Fix:" in str(exc_info.value)
+
+
+def test_a_terminal_error_fails_the_task_without_retries(tmp_path: Path) -> None:
+    plan = FaultPlan(poison_ids={1})
+    dag = _one_task_dag(
+        "terminal_fails",
+        source=lambda: [{"id": 1}],
+        run_kwargs={"table_name": "items"},
+        pipeline_name="af_terminal",
+        destination=faulty_duckdb(tmp_path / "w.duckdb", plan),
+        pipelines_dir=str(tmp_path / "pipelines"),
+        retries=3,
+        retry_delay=timedelta(seconds=0),
+    )
+    run = _serialized(dag).test(logical_date=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    ti = _ti(run)
+    assert ti.state == "failed"
+    assert ti.try_number == 1  # AirflowFailException: no Airflow retry
+    assert plan.calls == 1
+
+
+def test_a_transient_error_left_after_the_runner_retries_is_retried_by_airflow_without_reextracting(
+    tmp_path: Path,
+) -> None:
+    plan = FaultPlan(transient_failures=2)
+    extractions = {"n": 0}
+
+    def source() -> Any:
+        extractions["n"] += 1
+        return [{"id": i} for i in range(5)]
+
+    dag = _one_task_dag(
+        "transient_retried",
+        source=source,
+        run_kwargs={"table_name": "items"},
+        pipeline_name="af_transient",
+        destination=faulty_duckdb(tmp_path / "w.duckdb", plan),
+        pipelines_dir=str(tmp_path / "pipelines"),
+        dlt_retry_policy={"type": "fixed", "max_attempts": 2, "wait": 0},  # 2 attempts, 2 faults
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
+    run = _serialized(dag).test(logical_date=datetime(2026, 1, 3, tzinfo=timezone.utc))
+    ti = _ti(run)
+    assert ti.state == "success" and ti.try_number == 2
+    assert extractions["n"] == 1  # the second try finalized the pending package
+    assert ids_in(tmp_path / "w.duckdb", "items") == list(range(5))
+    report = ti.xcom_pull(task_ids="load")
+    assert report["attempts"] == 1 and report["attempt_history"][0]["phase"] == "finalize"
+
+
+def test_connection_credentials_reach_postgres_and_never_xcom_or_the_log(
+    tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    password = postgres_server.password
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DLT_WAREHOUSE",
+        json.dumps({
+            "conn_type": "dlt", "host": "127.0.0.1", "port": postgres_server.port,
+            "login": "loader", "password": password, "schema": "dlt_tests",
+            "extra": {"destination": "postgres"},
+        }),
+    )
+    dag = _one_task_dag(
+        "postgres_conn",
+        source=lambda: [{"id": i, "note": f"row {i}"} for i in range(3)],
+        run_kwargs={"table_name": "items"},
+        pipeline_name="af_postgres",
+        destination="postgres",
+        destination_conn_id="dlt_warehouse",
+        dataset_name="af_conn",
+        pipelines_dir=str(tmp_path / "pipelines"),
+        store_trace_info=True,
+        push_load_info=True,
+    )
+    run = _serialized(dag).test(logical_date=datetime(2026, 1, 4, tzinfo=timezone.utc))
+    ti = _ti(run)
+    assert ti.state == "success"
+    import psycopg2
+
+    with psycopg2.connect(postgres_server.dsn()) as con, con.cursor() as cur:
+        cur.execute("SELECT count(*) FROM af_conn.items")
+        assert cur.fetchone() == (3,)
+    report = ti.xcom_pull(task_ids="load")
+    load_info = ti.xcom_pull(task_ids="load", key="load_info")
+    assert report["row_counts"] == {"items": 3} and load_info["dataset_name"] == "af_conn"
+    assert "127.0.0.1" in json.dumps(load_info)  # the location is there, the secret is not
+    for text in (json.dumps(report), json.dumps(load_info), capsys.readouterr().out,
+                 caplog.text):
+        assert password not in text
+
+
+def test_airflow_lists_the_provider() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "providers", "list", "-o", "json"],
+        capture_output=True, text=True, check=True, env=os.environ.copy(), cwd=REPO,
+    ).stdout
+    providers = {p["package_name"]: p for p in json.loads(out[out.index("["):])}
+    assert providers["dlt-runner"]["version"] == "0.1.0"
+    hooks = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "providers", "hooks", "-o", "json"],
+        capture_output=True, text=True, check=True, env=os.environ.copy(), cwd=REPO,
+    ).stdout
+    assert "dlt_runner.airflow_provider.hooks.DltDestinationHook" in hooks
+
