@@ -136,9 +136,11 @@ class TraceStore:
         info = trace_pipeline.run(resource, credentials=self._credentials())
         for file in files:
             file.unlink(missing_ok=True)
+        where = str(info.destination_displayable_credentials or "")
+        if not where or " object at 0x" in where:  # custom destinations have no location
+            where = str(info.destination_name)
         location: str = SECRETS.scrub_text(
-            f"{info.destination_displayable_credentials or info.destination_name}"
-            f" {trace_pipeline.dataset_name}.{self.table_name}"
+            f"{where} {trace_pipeline.dataset_name}.{self.table_name}"
         )
         return location
 

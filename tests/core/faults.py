@@ -92,9 +92,12 @@ def slow_duckdb(db_path: Path, delay: float, log_path: Path, name: str = "slow_d
         with _WRITE_LOCK:
             con = duckdb.connect(str(db_path))
             try:
-                con.execute(f'CREATE TABLE IF NOT EXISTS "{table["name"]}" (id BIGINT)')
+                con.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{table["name"]}" (id BIGINT, payload JSON)'
+                )
                 con.executemany(
-                    f'INSERT INTO "{table["name"]}" VALUES (?)', [(i["id"],) for i in items]
+                    f'INSERT INTO "{table["name"]}" VALUES (?, ?)',
+                    [(i.get("id"), json.dumps(i, default=str)) for i in items],
                 )
             finally:
                 con.close()
@@ -116,6 +119,23 @@ def read_job_log(path: Path) -> list[tuple[float, str, str]]:
         at, event, table = line.split(" ", 2)
         rows.append((float(at), event, table))
     return rows
+
+
+def slow_incremental_source(tables: int, rows: int) -> Any:
+    """Like `slow_source`, with an incremental cursor per table: a second run adds nothing."""
+
+    def make(n: int) -> Any:
+        @dlt.resource(name=f"t{n}")
+        def table(cursor: Any = dlt.sources.incremental("id", initial_value=-1)) -> Any:
+            yield [{"id": i} for i in range(cursor.last_value + 1, rows)]
+
+        return table
+
+    @dlt.source(name="slow_incremental")
+    def source() -> Any:
+        return [make(n) for n in range(tables)]
+
+    return source()
 
 
 def slow_source(tables: int, rows: int) -> Any:
