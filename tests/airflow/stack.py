@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -79,7 +78,8 @@ class AirflowStack:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
         else:
             env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
-            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(self.home / "passwords.json")
+            passwords = str(self.home / "passwords.json")
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = passwords
         self.env = env
 
     # ------------------------------------------------------------------ lifecycle
@@ -93,7 +93,11 @@ class AirflowStack:
             start_new_session=True,  # own process group -> killpg at teardown
         )
 
-    def start(self, wait_for_dags: list[str], components=("api-server", "dag-processor", "scheduler")) -> None:
+    def start(
+        self,
+        wait_for_dags: list[str],
+        components: tuple[str, ...] = ("api-server", "dag-processor", "scheduler"),
+    ) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
         for d in (self.home, self.logdir, self.records):
             d.mkdir(parents=True)
@@ -103,7 +107,10 @@ class AirflowStack:
         t0 = time.monotonic()
         subprocess.run(
             ["timeout", "180", AIRFLOW, "db", "migrate"],
-            env=self.env, check=True, stdout=open(self.logdir / "db_migrate.log", "wb"), stderr=subprocess.STDOUT,
+            env=self.env,
+            check=True,
+            stdout=open(self.logdir / "db_migrate.log", "wb"),
+            stderr=subprocess.STDOUT,
         )
         self.timings["db_migrate"] = time.monotonic() - t0
 
@@ -121,8 +128,10 @@ class AirflowStack:
         if "dag-processor" not in components:
             self.timings["total_startup"] = time.monotonic() - t0
             return
+        client = self.client
         for dag_id in wait_for_dags:
-            self._wait(lambda: self.client.get(f"/api/v2/dags/{dag_id}").status_code == 200, 90, f"dag {dag_id}")
+            path = f"/api/v2/dags/{dag_id}"
+            self._wait(lambda p=path: client.get(p).status_code == 200, 90, f"dag {dag_id}")
         self.timings["dags_parsed"] = time.monotonic() - t1
 
         def sched_ok():
@@ -138,7 +147,9 @@ class AirflowStack:
             # Not even needed (all_admins accepts anonymous requests) but harmless and explicit.
             tok = httpx.get(f"{self.base}/auth/token").json()["access_token"]
         else:
-            r = httpx.post(f"{self.base}/auth/token", json={"username": "admin", "password": "admin-pw"})
+            r = httpx.post(
+                f"{self.base}/auth/token", json={"username": "admin", "password": "admin-pw"}
+            )
             r.raise_for_status()
             tok = r.json()["access_token"]
         return {"Authorization": f"Bearer {tok}"}
@@ -146,7 +157,9 @@ class AirflowStack:
     def _get_ok(self, path: str) -> bool:
         for name, p in self.procs.items():
             if p.poll() is not None:
-                raise RuntimeError(f"{name} exited early with {p.returncode}; see {self.logdir}/{name}.log")
+                raise RuntimeError(
+                    f"{name} exited early with {p.returncode}; see {self.logdir}/{name}.log"
+                )
         try:
             return httpx.get(self.base + path, timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -165,8 +178,8 @@ class AirflowStack:
         raise TimeoutError(f"timed out waiting for {what}")
 
     def stop(self) -> None:
-        # Collect every descendant first: task processes run in their OWN process group (the supervisor
-        # setpgid()s them), so killpg() of the scheduler group would not reach them.
+        # Collect every descendant first: task processes run in their OWN process group (the
+        # supervisor setpgid()s them), so killpg() of the scheduler group would not reach them.
         victims: list[psutil.Process] = []
         for p in self.procs.values():
             try:
@@ -216,7 +229,8 @@ class AirflowStack:
 
     def set_ti_state(self, dag_id: str, run_id: str, state: str, task_id: str = "probe") -> dict:
         r = self.client.patch(
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", json={"new_state": state}
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
+            json={"new_state": state},
         )
         r.raise_for_status()
         return r.json()
@@ -250,32 +264,8 @@ class AirflowStack:
             time.sleep(0.05)
         raise TimeoutError(f"no {event!r} event for {dag_id}/{run_id}")
 
-    def supervisor_log(self, pid: int, ti_id: str | None = None) -> list[str]:
-        """Supervisor lines for this task, condensed to 'event k=v ...'.
-
-        The supervisor runs inside the LocalExecutor worker, so its log goes to the *scheduler's* stdout
-        (not to the task log). Lines carry pid=<task pid>; 'Workload finished' carries workload_id=<ti id>.
-        """
-        text = (self.logdir / "scheduler.log").read_text(errors="replace")
-        out = []
-        for line in text.splitlines():
-            if "[supervisor]" not in line:
-                continue
-            if re.search(rf"\bpid={pid}\b", line) or (ti_id and f"workload_id={ti_id}" in line):
-                m = re.match(r"\S+ \[\s*(\w+)\s*\] (.*?)\s+\[supervisor\](.*)", line)
-                if not m:
-                    out.append(line)
-                    continue
-                ts = line.split()[0][11:23]
-                kv = " ".join(
-                    x for x in re.findall(r"(?:exit_code=<[^>]*>|\w+=\S+)", m.group(3))
-                    if x.split("=")[0] in ("exit_code", "signal", "signal_sent", "final_state", "duration", "status_code")
-                )
-                out.append(f"{ts} {m.group(1)}: {m.group(2)} {kv}")
-        return out
-
     def wait_workload_finished(self, ti_id: str, timeout: float = 30) -> str | None:
-        """Wait for the supervisor's 'Workload finished ... exit_code=.. final_state=..' line for this TI."""
+        """The supervisor's 'Workload finished ... exit_code=.. final_state=..' line for a TI."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = (self.logdir / "scheduler.log").read_text(errors="replace")
