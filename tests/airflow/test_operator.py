@@ -189,3 +189,36 @@ def test_airflow_lists_the_provider() -> None:
     ).stdout
     assert "dlt_runner.airflow_provider.hooks.DltDestinationHook" in hooks
 
+
+
+def test_a_filesystem_connection_writes_files_under_its_bucket_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = tmp_path / "bucket"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DLT_LAKE",
+        json.dumps({"conn_type": "dlt", "extra": {"destination": "filesystem",
+                                                   "bucket_url": bucket.as_uri()}}),
+    )
+    dag = _one_task_dag(
+        "filesystem_conn",
+        source=lambda: [{"id": i} for i in range(4)],
+        run_kwargs={"table_name": "items", "loader_file_format": "jsonl"},
+        pipeline_name="af_lake",
+        destination="filesystem",
+        destination_conn_id="dlt_lake",
+        dataset_name="lake",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    run = _serialized(dag).test(logical_date=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    assert _ti(run).state == "success"
+    import gzip
+
+    files = list((bucket / "lake" / "items").glob("*.jsonl*"))
+    assert files
+    ids = sorted(
+        json.loads(line)["id"]
+        for f in files
+        for line in (gzip.open(f, "rt") if f.suffix == ".gz" else open(f)).read().splitlines()
+    )
+    assert ids == [0, 1, 2, 3]
