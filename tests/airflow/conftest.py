@@ -55,3 +55,14 @@ def duckdb_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.setenv("DLT_RUNNER_PIPELINES_DIR", str(tmp_path / "pipelines"))
     return db
+
+
+@pytest.fixture(autouse=True)
+def keep_signal_handlers() -> Iterator[None]:
+    """dag.test() leaves Airflow's SIGTERM handler installed: put the previous ones back."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,6 @@ import pytest
 
 from tests.airflow.conftest import DAGS
 from tests.core.faults import query
-
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Any:
-    """dag.test() leaves Airflow's SIGTERM handler installed: put the old ones back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 def _dag(module: str) -> Any:

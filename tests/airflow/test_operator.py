@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,14 +15,6 @@ import pytest
 from tests.airflow.conftest import REPO
 from tests.core.faults import FaultPlan, faulty_duckdb, ids_in
 from tests.postgres import PostgresServer
-
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Any:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 def _one_task_dag(dag_id: str, **operator_kwargs: Any) -> Any:

@@ -42,19 +42,26 @@ def faulty_duckdb(db_path: Path, plan: FaultPlan, name: str = "faulty_duckdb") -
         if any(item.get("id") in plan.poison_ids for item in items):
             plan.failures += 1
             raise DestinationTerminalException(f"{plan.message} (terminal, poison row)")
+        _append(db_path, table["name"], items)
+
+    return sink
+
+
+_WRITE_LOCK = threading.Lock()
+
+
+def _append(db_path: Path, table: str, items: list[dict[str, Any]]) -> None:
+    """Appends items (id + the whole item as JSON) to a table of a real DuckDB file."""
+    with _WRITE_LOCK:  # sinks run in dlt's worker threads
         con = duckdb.connect(str(db_path))
         try:
-            con.execute(
-                f'CREATE TABLE IF NOT EXISTS "{table["name"]}" (id BIGINT, payload JSON)'
-            )
+            con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (id BIGINT, payload JSON)')
             con.executemany(
-                f'INSERT INTO "{table["name"]}" VALUES (?, ?)',
+                f'INSERT INTO "{table}" VALUES (?, ?)',
                 [(item.get("id"), json.dumps(item, default=str)) for item in items],
             )
         finally:
             con.close()
-
-    return sink
 
 
 def ids_in(db_path: Path, table: str, schema: str | None = None) -> list[int]:
@@ -75,9 +82,6 @@ def query(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-_WRITE_LOCK = threading.Lock()
-
-
 def slow_duckdb(db_path: Path, delay: float, log_path: Path, name: str = "slow_duckdb") -> Any:
     """A destination whose every job takes `delay` seconds, logging START/END per table.
 
@@ -89,18 +93,7 @@ def slow_duckdb(db_path: Path, delay: float, log_path: Path, name: str = "slow_d
     def sink(items: list[dict[str, Any]], table: Any) -> None:
         _log(log_path, "START", table["name"])
         time.sleep(delay)
-        with _WRITE_LOCK:
-            con = duckdb.connect(str(db_path))
-            try:
-                con.execute(
-                    f'CREATE TABLE IF NOT EXISTS "{table["name"]}" (id BIGINT, payload JSON)'
-                )
-                con.executemany(
-                    f'INSERT INTO "{table["name"]}" VALUES (?, ?)',
-                    [(i.get("id"), json.dumps(i, default=str)) for i in items],
-                )
-            finally:
-                con.close()
+        _append(db_path, table["name"], items)
         _log(log_path, "END", table["name"])
 
     return sink
