@@ -175,7 +175,7 @@ class Runner:
             self._cancellation.raise_if_requested()
             self._clean_folder()
         self._finalize(state, callbacks, dest_kwargs)
-        if resumes:
+        if resumes and not state.aborted_load_ids:  # aborted data is extracted again
             logger.info("run %s: finished the data an earlier try extracted", run_key)
             write_run_key(pipeline, None)
             return
