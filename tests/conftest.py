@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # before dlt reads its config
+# with Airflow installed, dlt reads Airflow Variables on every config lookup: ~5 s per pipeline
+# run outside Airflow. Tests of the Airflow provider set up their own Airflow.
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 from collections.abc import Iterator
 from pathlib import Path

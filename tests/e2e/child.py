@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+# with Airflow installed dlt reads Airflow Variables on every config lookup (~5 s a run here)
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 os.environ.setdefault("DATA_WRITER__FILE_MAX_ITEMS", "40")  # several small files per table
 os.environ.setdefault("LOAD__WORKERS", "2")
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")  # see tests/e2e/child.py
 os.environ["LOAD__WORKERS"] = "3"
 
 import dlt
