@@ -142,7 +142,7 @@ class DltRunOperator(BaseOperator):
                 lambda: factory(**source_kwargs), run_key=self._run_key(context), **self.run_kwargs
             )
         except RunCancelled as ex:
-            self._log_report(context)
+            self._publish_report(context)
             # retryable: the next try finalizes the pending package first
             pending = ex.report.pending_load_ids if ex.report else []
             raise AirflowException(
@@ -150,11 +150,11 @@ class DltRunOperator(BaseOperator):
                 " working folder and the next try loads them first"
             ) from ex
         except Exception as ex:
-            self._log_report(context)
+            self._publish_report(context)
             if is_terminal(ex):
                 raise AirflowFailException(f"dlt run failed terminally: {ex}") from ex
             raise
-        report = self._log_report(context)
+        report = self._publish_report(context)
         if self.push_load_info and load_info is not None:
             context["ti"].xcom_push(key="load_info", value=load_info_to_dict(load_info))
         return report
@@ -216,8 +216,9 @@ class DltRunOperator(BaseOperator):
             return None
         return (self.execution_timeout - self.drain_margin).total_seconds()
 
-    def _log_report(self, context: Any) -> dict[str, Any]:
-        """A readable summary in the task log; the report is pushed even when the run failed."""
+    def _publish_report(self, context: Any) -> dict[str, Any]:
+        """The report out to Airflow: a readable summary in the task log, and the dict (returned
+        as XCom `return_value` on success, pushed as `run_report` when the run failed)."""
         assert self._runner is not None and self._runner.report is not None
         report = self._runner.report.to_dict()
         log = self.log

@@ -44,9 +44,6 @@ class SecretRegistry:
             # longest first so a secret containing another is masked whole
             self._ordered = tuple(sorted(self._values, key=len, reverse=True))
 
-    def __contains__(self, value: str) -> bool:
-        return value in self._values
-
     def scrub_text(self, text: str) -> str:
         for secret in self._ordered:
             if secret in text:
