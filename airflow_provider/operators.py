@@ -8,7 +8,6 @@ translated into Airflow's terms.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -169,11 +168,7 @@ class DltRunOperator(BaseOperator):
     def _factory(self) -> Callable[..., Any]:
         if callable(self.source):
             return self.source
-        module_name, _, attr_path = self.source.partition(":")
-        target: Any = importlib.import_module(module_name)
-        for attr in attr_path.split("."):
-            target = getattr(target, attr)
-        return target  # type: ignore[no-any-return]
+        return validate.load_object(self.source, "source")  # type: ignore[no-any-return]
 
     def _pipeline(self) -> Any:
         import dlt
@@ -221,22 +216,8 @@ class DltRunOperator(BaseOperator):
         as XCom `return_value` on success, pushed as `run_report` when the run failed)."""
         assert self._runner is not None and self._runner.report is not None
         report = self._runner.report.to_dict()
-        log = self.log
-        log.info(
-            "dlt pipeline %s: %s after %d attempt(s) in %.1f s (run %s)",
-            report["pipeline_name"], report["status"], report["attempts"],
-            report["duration_s"], report["run_id"],
-        )
-        for table, rows in sorted(report["row_counts"].items()):
-            log.info("  %-40s %10d rows", table, rows)
-        if report["step_durations"]:
-            log.info("  steps: %s", ", ".join(
-                f"{step} {seconds:.1f} s" for step, seconds in report["step_durations"].items()))
-        for table, columns in report["schema_changes"].items():
-            log.info("  schema change in %s: %s", table, ", ".join(columns))
-        if report["pending_load_ids"]:
-            log.warning("  pending load packages: %s", report["pending_load_ids"])
-        log.info("  trace: %s", report["trace_location"] or "not stored")
+        for line in self._runner.report.summary_lines():
+            self.log.info(line)
         if report["status"] != "success":
             context["ti"].xcom_push(key="run_report", value=report)
         return report  # type: ignore[no-any-return]

@@ -31,6 +31,7 @@ class Cancellation:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reason: Optional[str] = None
+        self._signal: Optional[str] = None
         self._active = False
         self._timer: Optional[threading.Timer] = None
 
@@ -59,10 +60,18 @@ class Cancellation:
         if self._reason is None and signals.was_signal_received():
             code = _signal_code()
             try:
-                self._reason = f"{signal.Signals(code).name} received"
+                self._signal = signal.Signals(code).name
             except ValueError:
-                self._reason = f"signal {code} received"
+                self._signal = f"signal {code}"
+            self._reason = f"{self._signal} received"
         return self._reason
+
+    @property
+    def signal(self) -> Optional[str]:
+        """The signal's name when a signal (not `cancel()` or a deadline) started the drain:
+        an orchestrator's stop request, which adapters hand back to the orchestrator."""
+        self.reason  # noqa: B018 - resolves a flag set by a signal into a reason
+        return self._signal
 
     def raise_if_requested(self) -> None:
         """Called before each attempt: no new work starts once a drain was asked for."""
@@ -88,6 +97,7 @@ class Cancellation:
                 with self._lock:
                     self._active = False
                     self._reason = None
+                    self._signal = None
                 # reset dlt's flag: a set flag fails every later pipeline in the process
                 signals.set_received_signal(0)
 

@@ -63,6 +63,7 @@ class _RunState:
     last_trace: Any = None
     last_result: Any = None
     trace_location: Optional[str] = None
+    trace_table: Optional[str] = None
 
     @property
     def attempt(self) -> int:
@@ -119,6 +120,7 @@ class Runner:
         logger.info("run %s of pipeline %s started", state.run_id, pipeline.pipeline_name)
         callbacks.fire("on_before", pipeline, self.config)
         cancel_reason: Optional[str] = None
+        cancel_signal: Optional[str] = None
         try:
             with self._cancellation.scope(self.config.drain_deadline):
                 try:
@@ -133,6 +135,7 @@ class Runner:
                         )
                 finally:
                     cancel_reason = self._cancellation.reason
+                    cancel_signal = self._cancellation.signal
         except BaseException as ex:
             error: BaseException = ex
             hard_stop = hard_stop_of(ex)
@@ -140,7 +143,11 @@ class Runner:
                 error = hard_stop  # the previous handler's interrupt, unwrapped from dlt
                 cancel_reason = f"{cancel_reason or 'interrupted'}; hard stop"
             elif cancel_reason and is_drain(ex):
-                error = RunCancelled(cancel_reason, pending_load_ids=_pending_load_ids(pipeline))
+                error = RunCancelled(
+                    cancel_reason,
+                    pending_load_ids=_pending_load_ids(pipeline),
+                    signal=cancel_signal,
+                )
             else:
                 cancel_reason = None  # a real failure, not a cancellation
             self._finish(state, callbacks, error, cancel_reason)
@@ -210,6 +217,7 @@ class Runner:
             exception=error,
             cancel_reason=cancel_reason,
             trace_location=state.trace_location,
+            trace_table=state.trace_table,
         )
         if isinstance(error, RunnerError):
             error.report = self.report
@@ -383,6 +391,7 @@ class Runner:
                 row["trace"] = trace_to_json(trace)
                 with self._cancellation.paused():
                     state.trace_location = self._traces.store(row)
+                state.trace_table = self._traces.last_table
 
     # --- arguments ----------------------------------------------------------------------------
 

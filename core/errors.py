@@ -59,9 +59,12 @@ class RunCancelled(RunnerError, TerminalException):
         reason: str,
         report: Optional["RunReport"] = None,
         pending_load_ids: Optional[Sequence[str]] = None,
+        signal: Optional[str] = None,
     ) -> None:
         self.reason = reason
         self.report = report
+        self.signal = signal
+        """Name of the signal that started the drain; None for `cancel()` or a deadline."""
         pending: Sequence[Any] = (
             pending_load_ids
             if pending_load_ids is not None

@@ -189,6 +189,9 @@ class RunReport:
     """Why and where a drain stopped: reason, jobs_completed, jobs_left, completed (True when
     the signal came after all work had started and the run finished anyway)."""
     trace_location: Optional[str] = None
+    """Where the last attempt's trace went: the trace table, or its local fallback file."""
+    trace_table: Optional[str] = None
+    """`<destination>:<dataset>.<table>` when the trace is stored in a table (no paths)."""
     attempt_history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -205,6 +208,7 @@ class RunReport:
         in_doubt_jobs: Optional[list[dict[str, Any]]] = None,
         cancel_reason: Optional[str],
         trace_location: Optional[str],
+        trace_table: Optional[str] = None,
     ) -> "RunReport":
         """`cancel_reason` set and `exception` None: a signal came but the run completed."""
         finished_at = _now()
@@ -228,6 +232,7 @@ class RunReport:
             in_doubt_jobs=list(in_doubt_jobs or []),
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
+            trace_table=trace_table,
         )
         if cancel_reason:
             last = attempts[-1] if attempts else None
@@ -267,6 +272,27 @@ class RunReport:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    def summary_lines(self) -> list[str]:
+        """A readable summary for an orchestrator's task log: outcome, rows per table, step
+        times, schema changes, pending packages, trace. Scrubbed like `to_dict`."""
+        report = self.to_dict()
+        lines = [
+            f"dlt pipeline {report['pipeline_name']}: {report['status']} after"
+            f" {report['attempts']} attempt(s) in {report['duration_s']:.1f} s"
+            f" (run {report['run_id']})"
+        ]
+        lines += [f"  {table:<40} {rows:>10} rows"
+                  for table, rows in sorted(report["row_counts"].items())]
+        if report["step_durations"]:
+            lines.append("  steps: " + ", ".join(
+                f"{step} {seconds:.1f} s" for step, seconds in report["step_durations"].items()))
+        lines += [f"  schema change in {table}: {', '.join(columns)}"
+                  for table, columns in report["schema_changes"].items()]
+        if report["pending_load_ids"]:
+            lines.append(f"  pending load packages: {report['pending_load_ids']}")
+        lines.append(f"  trace: {report['trace_location'] or 'not stored'}")
+        return lines
 
 
 def bound_size(data: Any, limit: int) -> Any:

@@ -66,6 +66,9 @@ class TraceStore:
         self.pipeline = pipeline
         self._target = target
         self._trace_pipeline: Any = None
+        self.last_table: Optional[str] = None
+        """`<destination>:<dataset>.<table>` of the last successful store (no paths, no
+        credentials: safe for orchestrator UIs); None when the last row went to a fallback file."""
 
     @property
     def table_name(self) -> str:
@@ -82,6 +85,7 @@ class TraceStore:
         """Stores `row` (and any earlier fallback rows); returns where it now lives."""
         row = SECRETS.scrub(row)
         path = self._write_fallback(row)
+        self.last_table = None
         try:
             return self._upload()
         except Exception as ex:
@@ -139,9 +143,9 @@ class TraceStore:
         where = str(info.destination_displayable_credentials or "")
         if not where or " object at 0x" in where:  # custom destinations have no location
             where = str(info.destination_name)
-        location: str = SECRETS.scrub_text(
-            f"{where} {trace_pipeline.dataset_name}.{self.table_name}"
-        )
+        table = f"{trace_pipeline.dataset_name}.{self.table_name}"
+        self.last_table = f"{info.destination_name}:{table}"
+        location: str = SECRETS.scrub_text(f"{where} {table}")
         return location
 
     def _get_trace_pipeline(self) -> Any:

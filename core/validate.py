@@ -162,6 +162,25 @@ def import_path(value: Any, field: str) -> str:
     return value
 
 
+def load_object(value: Any, field: str) -> Any:
+    """Imports what a "package.module:attribute" path names; a clear error when it cannot."""
+    import importlib
+
+    path = import_path(value, field)
+    module_name, _, attr_path = path.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for attr in attr_path.split("."):
+            target = getattr(target, attr)
+    except (ImportError, AttributeError) as ex:
+        raise RunConfigError(
+            field,
+            f"cannot import {path!r} ({type(ex).__name__}: {ex})",
+            "check the module is on the Python path and the attribute name is right",
+        ) from ex
+    return target
+
+
 def _number(
     spec: Mapping[str, Any],
     key: str,

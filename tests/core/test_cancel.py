@@ -3,6 +3,8 @@ where every job had already started, and dlt's flag left clean for whatever runs
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,8 @@ def test_cancel_from_another_thread_drains_and_the_next_run_loads_the_rest(
     assert report.cancellation["jobs_left"] >= 4  # four tables (and dlt's state) not loaded
     assert report.pending_load_ids == [pending]
     assert exc_info.value.reason == "operator pressed stop"
+    assert exc_info.value.signal is None  # a cancel() is not an orchestrator's signal
+    assert report.trace_table == "duckdb:tr.cancel_thread_trace"
     log = read_job_log(tmp_path / "jobs.log")
     assert [e for _, e, _ in log].count("START") == 2 == [e for _, e, _ in log].count("END")
     # the trace of the drained attempt was stored, and dlt's flag is clean again
@@ -86,13 +90,31 @@ def test_cancel_from_another_thread_drains_and_the_next_run_loads_the_rest(
     assert r.report.status == "success" and r.report.cancellation is None
 
 
+def test_a_first_signal_drains_and_names_the_signal(
+    tmp_path: Path, pipelines_dir: str, two_workers: None
+) -> None:
+    """Adapters hand a signal-started drain back to their orchestrator: the name says so."""
+    pipeline = _slow_pipeline(tmp_path, pipelines_dir, "by_signal")
+    r = runner(pipeline)
+    _when_jobs_started(
+        tmp_path / "jobs.log", 1, lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
+    with pytest.raises(RunCancelled, match="SIGTERM received") as exc_info:
+        r.run(slow_source(tables=6, rows=2))
+    assert exc_info.value.signal == "SIGTERM"
+    assert r.report is not None and r.report.trace_table is None  # no trace store configured
+    r.run()
+    _assert_all_rows_once(tmp_path, 6, 2)
+
+
 def test_a_drain_deadline_cancels_the_run_itself(
     tmp_path: Path, pipelines_dir: str, two_workers: None
 ) -> None:
     pipeline = _slow_pipeline(tmp_path, pipelines_dir, "deadline")
     r = runner(pipeline, drain_deadline=1.5)
-    with pytest.raises(RunCancelled, match="drain deadline reached"):
+    with pytest.raises(RunCancelled, match="drain deadline reached") as exc_info:
         r.run(slow_source(tables=8, rows=3))
+    assert exc_info.value.signal is None
     assert r.report is not None and r.report.cancellation is not None
     assert 0 < r.report.cancellation["jobs_left"] < 8
     runner(pipeline).run()  # a deadline is per run: finish without one

@@ -1,0 +1,138 @@
+"""`@dlt_runner_assets`: a subsettable multi-asset, one asset per dlt resource, with checks.
+
+The decorated function runs the source through `DltRunnerResource.run(context)`, which finds
+the decorator's source, pipeline and translator in a context variable set around the call:
+the objects (and the credentials they hold) never go into asset metadata.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    PartitionsDefinition,
+    RetryPolicy,
+    TimeWindowPartitionsDefinition,
+    multi_asset,
+)
+
+from dlt_runner.dagster_integration.metadata import check_specs
+from dlt_runner.dagster_integration.translator import DltRunnerTranslator
+from dlt_runner.dagster_integration.units import SourceUnit
+from dlt_runner.validate import RunConfigError
+
+
+@dataclass(frozen=True)
+class AssetsBinding:
+    """What `@dlt_runner_assets` hands to `DltRunnerResource.run` while its function runs."""
+
+    source: Any
+    pipeline: Any
+    translator: Any
+
+
+_BINDING: ContextVar[Optional[AssetsBinding]] = ContextVar("dlt_runner_assets", default=None)
+
+
+def current_binding() -> Optional[AssetsBinding]:
+    return _BINDING.get()
+
+
+def build_dlt_runner_asset_specs(
+    dlt_source: Any, dlt_pipeline: Any, translator: Any = None
+) -> list[AssetSpec]:
+    """The asset specs `@dlt_runner_assets` would make, e.g. to build your own multi-asset."""
+    unit = SourceUnit.build(dlt_source, dlt_pipeline, translator or DltRunnerTranslator())
+    return list(unit.specs.values())
+
+
+def dlt_runner_assets(
+    *,
+    dlt_source: Any,
+    dlt_pipeline: Any,
+    name: Optional[str] = None,
+    group_name: Optional[str] = None,
+    translator: Any = None,
+    dagster_dlt_translator: Any = None,
+    partitions_def: Optional[PartitionsDefinition] = None,
+    backfill_policy: Optional[BackfillPolicy] = None,
+    retry_policy: Optional[RetryPolicy] = None,
+    op_tags: Optional[Mapping[str, Any]] = None,
+    pool: Optional[str] = None,
+    checks: bool = True,
+) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """Makes a multi-asset of a dlt source: one asset per selected resource, subsettable.
+
+    :param dlt_source: a dlt source, or a zero-argument factory returning one (called again
+        for every extract attempt). Never extracted at definition time.
+    :param dlt_pipeline: the dlt pipeline (destination, dataset, working folder).
+    :param translator: a `DltRunnerTranslator` (or a dagster-dlt translator); its
+        `get_asset_spec` decides keys, groups, deps, kinds. `dagster_dlt_translator` is the
+        same argument under dagster-dlt's name.
+    :param retry_policy: Dagster's `RetryPolicy` for the step. It retries what the runner's
+        own policy left (transient errors); never a Terminate or a terminal dlt error.
+    :param checks: add the `no_failed_load_jobs` and `no_schema_drift` checks per asset.
+    """
+    if translator is not None and dagster_dlt_translator is not None:
+        raise RunConfigError(
+            "dagster_dlt_translator",
+            "given together with translator",
+            "pass one of them (they are the same argument)",
+        )
+    translator = translator or dagster_dlt_translator or DltRunnerTranslator()
+    unit = SourceUnit.build(dlt_source, dlt_pipeline, translator)
+    specs = list(unit.specs.values())
+    if group_name and any(spec.group_name for spec in specs):
+        raise RunConfigError(
+            "group_name",
+            "the translator already sets group names on the asset specs",
+            "set the group in the translator or in group_name, not both",
+        )
+    if isinstance(partitions_def, TimeWindowPartitionsDefinition) and backfill_policy is None:
+        backfill_policy = BackfillPolicy.single_run()
+    binding = AssetsBinding(dlt_source, dlt_pipeline, translator)
+
+    def decorator(fn: Callable[..., Any]) -> AssetsDefinition:
+        @functools.wraps(fn)
+        def compute(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            token = _BINDING.set(binding)
+            try:
+                result = fn(*args, **kwargs)
+                if inspect.isgenerator(result) or isinstance(result, Iterator):
+                    yield from result
+                elif isinstance(result, Sequence):
+                    yield from result
+                elif result is not None:
+                    yield result
+            finally:
+                _reset(token)
+
+        return multi_asset(
+            specs=specs,
+            check_specs=[c for spec in specs for c in check_specs(spec.key)] if checks else None,
+            name=name,
+            group_name=group_name,
+            can_subset=True,
+            partitions_def=partitions_def,
+            backfill_policy=backfill_policy,
+            retry_policy=retry_policy,
+            op_tags=op_tags,
+            pool=pool,
+        )(compute)
+
+    return decorator
+
+
+def _reset(token: Any) -> None:
+    try:
+        _BINDING.reset(token)
+    except ValueError:  # the generator was closed from another context
+        _BINDING.set(None)

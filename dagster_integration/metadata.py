@@ -1,0 +1,197 @@
+"""Dagster metadata and asset check results for one dlt resource, built from a `RunReport`.
+
+Everything here is JSON-safe (no datetimes outside `MetadataValue.timestamp`), scrubbed (it comes
+from the report) and free of local file paths: job files and DuckDB paths stay out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+)
+
+from dlt_runner.report import RunReport
+from dlt_runner.tables import columns_of, count_rows, tables_with_nested
+
+FAILED_JOBS_CHECK = "no_failed_load_jobs"
+SCHEMA_DRIFT_CHECK = "no_schema_drift"
+
+
+def check_specs(key: AssetKey) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(
+            FAILED_JOBS_CHECK,
+            asset=key,
+            description="No load job of this table (or its nested tables) failed in the run.",
+        ),
+        AssetCheckSpec(
+            SCHEMA_DRIFT_CHECK,
+            asset=key,
+            description="No column was added to an existing table (new tables are expected); "
+            "warns on drift.",
+        ),
+    ]
+
+
+@dataclass
+class AssetTables:
+    """The destination tables of one asset's resource: its table first, then nested ones."""
+
+    key: AssetKey
+    tables: list[str]
+
+    @classmethod
+    def of(cls, key: AssetKey, pipeline: Any, table: str) -> "AssetTables":
+        return cls(key, tables_with_nested(pipeline, table))
+
+    @property
+    def table(self) -> str:
+        return self.tables[0]
+
+
+def materialization_metadata(
+    report: RunReport, pipeline: Any, asset: AssetTables, fetch_row_count: bool
+) -> dict[str, Any]:
+    rows = {t: report.row_counts.get(t, 0) for t in asset.tables}
+    metadata: dict[str, Any] = {
+        "rows_loaded": MetadataValue.int(rows[asset.table]),
+        "dagster/table_name": f"{report.dataset_name}.{asset.table}",
+        "dagster/column_schema": MetadataValue.table_schema(_column_schema(pipeline, asset.table)),
+    }
+    if fetch_row_count:
+        count = count_rows(pipeline, [asset.table])[asset.table]
+        if count is not None:
+            metadata["dagster/row_count"] = MetadataValue.int(count)
+    if len(asset.tables) > 1:
+        metadata["nested_tables_rows_loaded"] = MetadataValue.json(
+            {t: n for t, n in rows.items() if t != asset.table}
+        )
+    metadata.update(run_metadata(report))
+    metadata["schema_changes"] = MetadataValue.json(
+        {t: report.schema_changes[t] for t in asset.tables if t in report.schema_changes}
+    )
+    return metadata
+
+
+def run_metadata(report: RunReport) -> dict[str, Any]:
+    """What the whole run did, shown on every asset it touched (and on a failure)."""
+    metadata: dict[str, Any] = {
+        "status": report.status,
+        "pipeline_name": report.pipeline_name,
+        "destination": report.destination or "",
+        "runner_run_id": report.run_id,
+        "attempts": MetadataValue.int(report.attempts),
+        "load_ids": MetadataValue.json(report.load_ids),
+        "trace": trace_description(report),
+    }
+    for key in ("started_at", "finished_at"):
+        value = getattr(report, key)
+        if value:
+            metadata[key] = MetadataValue.timestamp(datetime.fromisoformat(value))
+    if report.step_durations:
+        metadata["step_durations_s"] = MetadataValue.json(report.step_durations)
+    if report.pending_load_ids:
+        metadata["pending_load_ids"] = MetadataValue.json(report.pending_load_ids)
+    if report.aborted_load_ids:
+        metadata["aborted_load_ids"] = MetadataValue.json(report.aborted_load_ids)
+    if report.cancellation:
+        metadata["cancellation"] = MetadataValue.json(report.cancellation)
+    return metadata
+
+
+def trace_description(report: RunReport) -> str:
+    """Where the trace went, without local paths: `<destination>:<dataset>.<table>`."""
+    if report.trace_table:
+        return report.trace_table
+    if report.trace_location:
+        return "kept in the pipeline working folder (traces/); the next trace store uploads it"
+    return "not stored (store_trace_info is off)"
+
+
+def check_results(
+    report: RunReport,
+    pipeline: Any,
+    asset: AssetTables,
+    selected: Optional[Sequence[str]] = None,
+) -> list[AssetCheckResult]:
+    """Results of the checks in `selected` (default: both) for one asset."""
+    wanted = set(selected if selected is not None else (FAILED_JOBS_CHECK, SCHEMA_DRIFT_CHECK))
+    results = []
+    if FAILED_JOBS_CHECK in wanted:
+        failed = [j for j in report.failed_jobs if j.get("table") in asset.tables]
+        results.append(
+            AssetCheckResult(
+                asset_key=asset.key,
+                check_name=FAILED_JOBS_CHECK,
+                passed=not failed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"failed_jobs": MetadataValue.json(failed)},
+            )
+        )
+    if SCHEMA_DRIFT_CHECK in wanted:
+        new_tables, new_columns = _schema_drift(report, pipeline, asset.tables)
+        results.append(
+            AssetCheckResult(
+                asset_key=asset.key,
+                check_name=SCHEMA_DRIFT_CHECK,
+                passed=not new_columns,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "new_tables": MetadataValue.json(new_tables),
+                    "new_columns": MetadataValue.json(new_columns),
+                },
+            )
+        )
+    return results
+
+
+def _schema_drift(
+    report: RunReport, pipeline: Any, tables: Sequence[str]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """(tables this run created, columns this run added to tables that existed before).
+
+    A table whose every column arrived in this run's schema updates was created by it.
+    """
+    new_tables: list[str] = []
+    new_columns: dict[str, list[str]] = {}
+    for table in tables:
+        changed = report.schema_changes.get(table)
+        if not changed:
+            continue
+        existing = {c["name"] for c in columns_of(pipeline, table)}
+        if existing <= set(changed):
+            new_tables.append(table)
+        else:
+            new_columns[table] = list(changed)
+    return new_tables, new_columns
+
+
+def _column_schema(pipeline: Any, table: str) -> TableSchema:
+    columns = []
+    for column in columns_of(pipeline, table):
+        flags = [k for k in ("primary_key", "merge_key", "partition", "cluster", "sort")
+                 if column.get(k)]
+        columns.append(
+            TableColumn(
+                name=column["name"],
+                type=str(column.get("data_type", "unknown")),
+                constraints=TableColumnConstraints(
+                    nullable=bool(column.get("nullable", True)),
+                    unique=bool(column.get("unique", False)),
+                    other=flags,
+                ),
+            )
+        )
+    return TableSchema(columns=columns)

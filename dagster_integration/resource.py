@@ -1,0 +1,286 @@
+"""`DltRunnerResource`: the dlt-runner core as a Dagster resource.
+
+Shaped like dagster-dlt's `DagsterDltResource` (`yield from dlt.run(context=context)`), so a
+dagster-dlt user switches by changing the resource and the decorator import. Unlike it, the run
+keeps the working folder (a pending package is finalized, never thrown away), retries what the
+policy allows, stores traces, drains on Terminate and maps the outcome onto Dagster:
+success -> one `MaterializeResult` per selected asset (with check results);
+Terminate -> the run ends CANCELED, not retried; terminal dlt error -> `Failure` without retry;
+anything else -> a `Failure` a Dagster `RetryPolicy` may retry (the retry finalizes the package).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    ConfigurableResource,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
+from pydantic import Field, model_validator
+
+from dlt_runner import validate
+from dlt_runner.config import RunConfig
+from dlt_runner.dagster_integration.assets import current_binding
+from dlt_runner.dagster_integration.interrupts import hand_back_interrupt
+from dlt_runner.dagster_integration.metadata import (
+    FAILED_JOBS_CHECK,
+    AssetTables,
+    check_results,
+    materialization_metadata,
+    run_metadata,
+)
+from dlt_runner.dagster_integration.translator import DltRunnerTranslator
+from dlt_runner.dagster_integration.units import SourceUnit
+from dlt_runner.errors import RunCancelled
+from dlt_runner.report import RunReport
+from dlt_runner.retry import is_terminal
+from dlt_runner.scrub import SECRETS
+
+
+class DltRunnerEventIterator(Iterator[Any]):
+    """The events of one run. `fetch_row_count()` and `fetch_column_metadata()` exist for code
+    written against dagster-dlt; row counts and column schemas are already in the metadata."""
+
+    def __init__(self, events: Iterator[Any]) -> None:
+        self._events = events
+
+    def __iter__(self) -> "DltRunnerEventIterator":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._events)
+
+    def fetch_row_count(self) -> "DltRunnerEventIterator":
+        return self
+
+    def fetch_column_metadata(self) -> "DltRunnerEventIterator":
+        return self
+
+
+class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
+    """Runs dlt sources through the dlt-runner core; fields are the core's `RunConfig`."""
+
+    retry_policy: Optional[dict[str, Any]] = Field(
+        default=None,
+        description='Attempts inside one step: {"type": "none"}, {"type": "fixed", '
+        '"max_attempts": N, "wait": S} or {"type": "backoff", "max_attempts": N, '
+        '"multiplier": M, "min": S, "max": S}.',
+    )
+    retry_pipeline_steps: list[str] = Field(
+        default=["load"],
+        description='Steps whose failures the policy retries: "sync", "extract", "normalize", '
+        '"load". A retried extract calls the source again.',
+    )
+    store_trace_info: bool = Field(
+        default=False,
+        description="Store one trace row per attempt in <dataset>_traces.<pipeline>_trace.",
+    )
+    run_from_clean_folder: bool = Field(
+        default=False,
+        description="Finalize pending data, then drop the working folder and restore state "
+        "from the destination.",
+    )
+    on_terminal_package: str = Field(
+        default="fail",
+        description='A pending package that fails terminally: "fail" (keep it, fail with the '
+        'abort command) or "abort" (abort it and go on).',
+    )
+    callbacks: list[str] = Field(
+        default=[],
+        description='"package.module:attribute" of RunnerCallbacks instances or classes.',
+    )
+    lock_timeout: float = Field(
+        default=60.0,
+        description="Seconds to wait for another run of the same pipeline on this machine.",
+    )
+    drain_deadline: Optional[float] = Field(
+        default=None,
+        description="Seconds after the start at which the run drains itself; set it below "
+        "the run's dagster/max_runtime. A drained step fails retryably.",
+    )
+    destination_credentials: Optional[str] = Field(
+        default=None,
+        description="Destination credentials (a connection string); pass an EnvVar. Scrubbed "
+        "from every report, metadata entry and log line.",
+    )
+    fetch_row_count: bool = Field(
+        default=True,
+        description="Query the destination for each table's row count (dagster/row_count).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "DltRunnerResource":
+        self.run_config()  # every field is checked now, at definition time
+        return self
+
+    def run_config(self) -> RunConfig:
+        return RunConfig(
+            retry_policy=self.retry_policy,
+            retry_pipeline_steps=tuple(self.retry_pipeline_steps),
+            store_trace_info=self.store_trace_info,
+            run_from_clean_folder=self.run_from_clean_folder,
+            on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
+            callbacks=[_callback(path) for path in self.callbacks],
+            lock_timeout=self.lock_timeout,
+            drain_deadline=self.drain_deadline,
+        )
+
+    def run(
+        self,
+        context: Any,
+        dlt_source: Any = None,
+        dlt_pipeline: Any = None,
+        translator: Any = None,
+        **run_kwargs: Any,
+    ) -> DltRunnerEventIterator:
+        """Runs the source (the asset's, or `dlt_source`: a source or a factory returning one).
+
+        Inside `@dlt_runner_assets` the source, pipeline and translator come from the decorator;
+        pass `dlt_source` to run something else, e.g. a partition's window. From an `@op`, pass
+        `dlt_source` and `dlt_pipeline`; materializations are then `AssetMaterialization`s.
+        `run_kwargs` go to `pipeline.run` (write_disposition, table_name, ...).
+        """
+        binding = current_binding()
+        source = dlt_source if dlt_source is not None else getattr(binding, "source", None)
+        pipeline = dlt_pipeline if dlt_pipeline is not None else getattr(binding, "pipeline", None)
+        if source is None or pipeline is None:
+            missing = "dlt_source" if source is None else "dlt_pipeline"
+            raise validate.RunConfigError(
+                missing,
+                "not given, and the caller is not a @dlt_runner_assets function",
+                f"pass {missing}= to run(), or decorate the asset with @dlt_runner_assets",
+            )
+        translator = translator or getattr(binding, "translator", None) or DltRunnerTranslator()
+        unit = SourceUnit.build(source, pipeline, translator)
+        return DltRunnerEventIterator(self._events(context, unit, run_kwargs))
+
+    def _events(self, context: Any, unit: SourceUnit, run_kwargs: dict[str, Any]) -> Iterator[Any]:
+        from dlt_runner.engine import Runner
+
+        has_assets = bool(getattr(context, "has_assets_def", False))
+        keys = unit.selected_keys(context.selected_asset_keys if has_assets else None)
+        if self.destination_credentials is not None:
+            run_kwargs.setdefault("credentials", self.destination_credentials)
+        runner = Runner(unit.pipeline, self.run_config())
+        try:
+            runner.run(unit.data_factory(keys), run_key=_run_key(context, keys), **run_kwargs)
+        except RunCancelled as ex:
+            report = _log(context, runner.report)
+            yield from self._cancelled(context, ex, report, keys)
+            return
+        except Exception as ex:
+            report = _log(context, runner.report)
+            if report is not None and has_assets:
+                yield from self._failed_job_checks(context, unit, report, keys)
+            raise _failure(ex, report, retryable=not is_terminal(ex)) from None
+        report = _log(context, runner.report)
+        assert report is not None
+        for key in keys:
+            asset = AssetTables.of(key, unit.pipeline, unit.table(key))
+            metadata = materialization_metadata(report, unit.pipeline, asset, self.fetch_row_count)
+            if has_assets:
+                yield MaterializeResult(
+                    asset_key=key,
+                    metadata=metadata,
+                    check_results=check_results(
+                        report, unit.pipeline, asset, _selected_checks(context, key)
+                    ),
+                )
+            else:
+                yield AssetMaterialization(asset_key=key, metadata=metadata)
+
+    def _cancelled(
+        self, context: Any, ex: RunCancelled, report: Optional[RunReport], keys: list[AssetKey]
+    ) -> Iterator[Any]:
+        if ex.signal is None:
+            # cancel() or the drain deadline, not Dagster: a retry may finalize the package
+            raise _failure(ex, report, retryable=True) from None
+        context.log.warning(
+            "dlt run drained after %s; pending packages %s are finalized by the next run",
+            ex.signal, report.pending_load_ids if report else [],
+        )
+        metadata = run_metadata(report) if report is not None else {"status": "cancelled"}
+        yield from hand_back_interrupt([AssetObservation(asset_key=k, metadata=metadata)
+                                        for k in keys])
+
+    @staticmethod
+    def _failed_job_checks(
+        context: Any, unit: SourceUnit, report: RunReport, keys: list[AssetKey]
+    ) -> Iterator[Any]:
+        """Failed jobs surface on their assets' check before the step fails."""
+        for key in keys:
+            if FAILED_JOBS_CHECK not in _selected_checks(context, key):
+                continue
+            asset = AssetTables.of(key, unit.pipeline, unit.table(key))
+            yield from check_results(report, unit.pipeline, asset, [FAILED_JOBS_CHECK])
+
+
+def _callback(path: str) -> Any:
+    from dlt_runner.callbacks import RunnerCallbacks
+
+    target = validate.load_object(path, "callbacks")
+    if isinstance(target, type) and issubclass(target, RunnerCallbacks):
+        return target()
+    return target
+
+
+def _selected_checks(context: Any, key: AssetKey) -> list[str]:
+    try:
+        selected = context.selected_asset_check_keys
+    except Exception:
+        return []
+    return [check.name for check in selected if check.asset_key == key]
+
+
+def _run_key(context: Any, keys: list[AssetKey]) -> str:
+    """One key per logical step run: a step retry or a re-execution of the same run (same root
+    run, step, partition and selection) finishes its own extracted data instead of extracting
+    it again."""
+    run = context.run
+    partition = ""
+    if getattr(context, "has_partition_key", False):
+        partition = context.partition_key
+    elif getattr(context, "has_partition_key_range", False):
+        key_range = context.partition_key_range
+        partition = f"{key_range.start}..{key_range.end}"
+    selection = ",".join(sorted(k.to_user_string() for k in keys))
+    return "/".join(
+        ("dagster", run.root_run_id or run.run_id, str(context.op_handle), partition, selection)
+    )
+
+
+def _log(context: Any, report: Optional[RunReport]) -> Optional[RunReport]:
+    if report is not None:
+        log = context.log.info if report.status == "success" else context.log.warning
+        for line in report.summary_lines():
+            log(line)
+    return report
+
+
+def _failure(ex: BaseException, report: Optional[RunReport], retryable: bool) -> Failure:
+    """A scrubbed `Failure`; the original exception stays out of Dagster's event log (its
+    message may carry a secret the runner knows), its scrubbed traceback goes into metadata."""
+    metadata: Mapping[str, Any] = {
+        **(run_metadata(report) if report is not None else {}),
+        "error": MetadataValue.json(report.error if report and report.error else {}),
+        "traceback": MetadataValue.text(
+            SECRETS.scrub_text("".join(traceback.format_exception(ex)))[-8000:]
+        ),
+        "retryable": retryable,
+    }
+    kind = "was cancelled" if isinstance(ex, RunCancelled) else (
+        "failed (retryable)" if retryable else "failed terminally (not retried)"
+    )
+    return Failure(
+        description=f"dlt run {kind}: {SECRETS.scrub_text(str(ex))[:4000]}",
+        metadata=metadata,
+        allow_retries=retryable,
+    )
