@@ -36,7 +36,13 @@ from dlt_runner.retry import (
 )
 from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
 from dlt_runner.traces import TraceStore, trace_to_json
-from dlt_runner.workdir import keep_runner_files, read_run_key, write_run_key
+from dlt_runner.workdir import (
+    keep_runner_files,
+    read_pending_rows,
+    read_run_key,
+    write_pending_rows,
+    write_run_key,
+)
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -171,6 +177,7 @@ class Runner:
         data_kwargs: dict[str, Any],
     ) -> None:
         pipeline = self.pipeline
+        state.normalized_rows = read_pending_rows(pipeline)
         # pending data extracted by an earlier call with this key is this call's data
         resumes = (
             run_key is not None
@@ -380,6 +387,10 @@ class Runner:
                 cancelled=error is not None and is_drain(error),
             )
             state.records.append(record)
+            write_pending_rows(pipeline, {
+                load_id: rows for load_id, rows in state.normalized_rows.items()
+                if load_id in record.pending_load_ids
+            })
             if record.schema_changes:
                 callbacks.fire("on_schema_change", pipeline, record.schema_changes)
             if self._traces is not None:

@@ -115,6 +115,8 @@ def record_attempt(
     load_info = _load_info(trace, exception)
     if load_info is not None:
         _add_load_info(record, load_info)
+    if exception is not None:
+        _add_terminal_job_error(record, exception)
     for load_id in record.load_ids:
         for table, count in normalized_rows.get(load_id, {}).items():
             record.row_counts[table] = record.row_counts.get(table, 0) + count
@@ -157,9 +159,36 @@ def _add_load_info(record: AttemptRecord, load_info: Any) -> None:
                     "load_id": package.load_id,
                     "table": job.job_file_info.table_name,
                     "job_id": job.job_file_info.job_id(),
-                    "message": _bounded(job.failed_message or "", 1000),
+                    "message": _job_message(job.failed_message or ""),
                 }
             )
+
+
+def _add_terminal_job_error(record: AttemptRecord, exception: BaseException) -> None:
+    """A job that failed terminally stops the load and stays in the package as a new job, so
+    dlt's load info does not list it: the exception names it."""
+    from dlt.common.destination.exceptions import DestinationTerminalException, WithJobError
+    from dlt.common.storages.load_package import ParsedLoadJobFileName
+
+    for link in iter_exception_chain(exception):
+        if not (isinstance(link, WithJobError)
+                and isinstance(link, DestinationTerminalException)):
+            continue
+        job_id = str(getattr(link, "job_id", ""))
+        if any(job["job_id"] == job_id for job in record.failed_jobs):
+            continue
+        try:
+            table = ParsedLoadJobFileName.parse(job_id).table_name
+        except Exception:
+            table = job_id.split(".", 1)[0]
+        record.failed_jobs.append(
+            {
+                "load_id": getattr(link, "load_id", None),
+                "table": table,
+                "job_id": job_id,
+                "message": _job_message(str(getattr(link, "failed_message", "") or link)),
+            }
+        )
 
 
 @dataclass
@@ -351,6 +380,14 @@ def _measure(node: Any, path: tuple[Any, ...]) -> tuple[int, tuple[Any, ...], in
         if inner_size > best_size:
             best_path, best_size = inner_path, inner_size
     return size, best_path, best_size
+
+
+def _job_message(text: str) -> str:
+    """dlt stores a failed job's whole traceback as its message: its last line says why."""
+    if "Traceback (most recent call last)" in text:
+        lines = [line for line in text.splitlines() if line.strip()]
+        text = lines[-1] if lines else text
+    return _bounded(text, 1000)
 
 
 def _bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:

@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 TRACES_FOLDER = "traces"
 RUN_KEY_FILE = "runner_run_key.json"
-RUNNER_FILES = (TRACES_FOLDER, RUN_KEY_FILE)
+PENDING_ROWS_FILE = "runner_pending_rows.json"
+RUNNER_FILES = (TRACES_FOLDER, RUN_KEY_FILE, PENDING_ROWS_FILE)
 
 
 def runner_path(pipeline: Any, name: str) -> Path:
@@ -36,6 +37,30 @@ def write_run_key(pipeline: Any, run_key: Optional[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"run_key": run_key}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_pending_rows(pipeline: Any) -> dict[str, dict[str, int]]:
+    """Rows per table of packages normalized by an earlier run and not loaded yet.
+
+    dlt counts rows when it normalizes; a package loaded by a later run (a retry, the next
+    run after a cancel) would otherwise report no rows.
+    """
+    try:
+        rows = json.loads(runner_path(pipeline, PENDING_ROWS_FILE).read_text(encoding="utf-8"))
+        return {str(k): {str(t): int(n) for t, n in v.items()} for k, v in rows.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def write_pending_rows(pipeline: Any, rows: dict[str, dict[str, int]]) -> None:
+    path = runner_path(pipeline, PENDING_ROWS_FILE)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows), encoding="utf-8")
     os.replace(tmp, path)
 
 

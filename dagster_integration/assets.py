@@ -115,6 +115,11 @@ def dlt_runner_assets(
             finally:
                 _reset(token)
 
+        try:  # resolved annotations: Dagster compares the context's type with classes
+            compute.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+        except Exception:  # an annotation only a type checker can resolve: leave it
+            pass
+
         return multi_asset(
             specs=specs,
             check_specs=[c for spec in specs for c in check_specs(spec.key)] if checks else None,

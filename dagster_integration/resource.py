@@ -220,7 +220,9 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
             if FAILED_JOBS_CHECK not in _selected_checks(context, key):
                 continue
             asset = AssetTables.of(key, unit.pipeline, unit.table(key))
-            yield from check_results(report, unit.pipeline, asset, [FAILED_JOBS_CHECK])
+            for result in check_results(report, unit.pipeline, asset, [FAILED_JOBS_CHECK]):
+                if not result.passed:
+                    yield result
 
 
 def _callback(path: str) -> Any:
