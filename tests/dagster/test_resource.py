@@ -91,7 +91,8 @@ def test_a_terminal_failure_fails_once_despite_a_retry_policy(
     assert "failed terminally" in user_failure.description
     assert "load-package" in user_failure.description and "abort" in user_failure.description
     assert user_failure.metadata["retryable"].value is False
-    assert user_failure.metadata["pending_load_ids"].value == pipeline.list_normalized_load_packages()
+    pending = pipeline.list_normalized_load_packages()
+    assert user_failure.metadata["pending_load_ids"].value == pending
     # the failed job shows on the asset's check before the step fails
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == FAILED_JOBS_CHECK and check.passed is False
@@ -157,8 +158,8 @@ def test_credentials_from_an_env_var_load_and_never_leave_in_events(
 
 def test_an_op_yields_asset_materializations(tmp_path: Path, pipelines_dir: str) -> None:
     counter = {"extractions": 0}
-    pipeline = dlt.pipeline("dg_op", destination=dlt.destinations.duckdb(str(tmp_path / "o.duckdb")),
-                            dataset_name="op_data", pipelines_dir=pipelines_dir)
+    pipeline = dlt.pipeline("dg_op", dataset_name="op_data", pipelines_dir=pipelines_dir,
+                            destination=dlt.destinations.duckdb(str(tmp_path / "o.duckdb")))
 
     class Prefixed(DltRunnerTranslator):
         def get_asset_spec(self, data: Any) -> Any:
