@@ -1,0 +1,121 @@
+"""Terminate a real multiprocess Dagster run mid-load, then count rows.
+
+The test plays Dagster's termination path: the run is marked CANCELING (what
+`DefaultRunLauncher.terminate` does first) and the run worker gets SIGINT (what the code server
+makes it send itself); the run worker forwards SIGINT to the step process. Expected: the runner
+drains (running jobs finish, no new one starts), stores the trace, and the step ends as
+interrupted, so the run is CANCELED and the step is not retried despite its RetryPolicy. The
+next run finalizes the pending package: every row exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+
+from tests.core.faults import ids_in, query, read_job_log
+from tests.dagster.cancel_job import ROWS, TABLES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _start_run(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.dagster.cancel_job"], cwd=REPO, env=env,
+        stdout=open(work / "worker.log", "ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for(what: str, condition: Any, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list[Any]:
+    return [e for e in instance.all_logs(run_id, of_type=kind)]
+
+
+def test_terminate_drains_ends_canceled_without_retry_and_the_next_run_finalizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    home = tmp_path / "dagster_home"
+    work.mkdir()
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    env = {**os.environ, "DG_CANCEL_WORK": str(work), "DAGSTER_HOME": str(home),
+           "LOAD__WORKERS": "3", "PYTHONPATH": str(REPO)}
+    worker = _start_run(work, env)
+    try:
+        _wait_for("the first load job", lambda: read_job_log(work / "jobs.log"))
+        with DagsterInstance.get() as instance:
+            (run,) = instance.get_runs(limit=1)
+            instance.report_run_canceling(run)
+        signalled_at = time.time()
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=120) == 1
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    log = read_job_log(work / "jobs.log")
+    started = [(at, table) for at, event, table in log if event == "START"]
+    data_jobs = [t for _, t in started if t.startswith("t")]
+    # drained: jobs in flight finished, no data job started after the signal
+    assert all(at < signalled_at + 0.5 for at, t in started if t.startswith("t"))
+    assert 0 < len(data_jobs) < TABLES
+    ended = {t for _, event, t in log if event == "END"}
+    assert set(data_jobs) <= ended
+
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run.run_id)
+        assert run is not None and run.status == DagsterRunStatus.CANCELED
+        assert len(_events(instance, run.run_id, DagsterEventType.STEP_START)) == 1
+        assert not _events(instance, run.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
+        assert not _events(instance, run.run_id, DagsterEventType.STEP_RESTARTED)
+        assert not _events(instance, run.run_id, DagsterEventType.ASSET_MATERIALIZATION)
+        observations = _events(instance, run.run_id, DagsterEventType.ASSET_OBSERVATION)
+        assert len(observations) == TABLES
+        meta = observations[0].asset_observation.metadata
+        assert meta["status"].value == "cancelled"
+        assert meta["cancellation"].value["reason"] == "SIGINT received"
+        pending = meta["pending_load_ids"].value
+        assert len(pending) == 1
+        failure = _events(instance, run.run_id, DagsterEventType.STEP_FAILURE)
+        assert "DagsterExecutionInterruptedError" in json.dumps(
+            failure[0].dagster_event.step_failure_data.error.to_string()
+        )
+
+    # the trace of the cancelled attempt was stored (through the same slow destination)
+    traces = query(work / "warehouse.duckdb",
+                   "SELECT payload->>'status', payload->>'attempt' FROM dg_cancel_trace")
+    assert traces == [("cancelled", "1")]
+    normalized = work / "pipelines" / "dg_cancel" / "load" / "normalized"
+    assert sorted(p.name for p in normalized.iterdir()) == pending
+
+    # the next run finalizes the package first; the incremental source has nothing new
+    second = _start_run(work, env)
+    assert second.wait(timeout=180) == 0
+    for n in range(TABLES):
+        assert ids_in(work / "warehouse.duckdb", f"t{n}") == list(range(ROWS))
+    with DagsterInstance.get() as instance:
+        (latest, _) = instance.get_runs(limit=2)
+        assert latest.status == DagsterRunStatus.SUCCESS
+        materialized = _events(instance, latest.run_id, DagsterEventType.ASSET_MATERIALIZATION)
+        assert len(materialized) == TABLES
+        load_ids = materialized[0].asset_materialization.metadata["load_ids"].value
+        assert pending[0] in load_ids
