@@ -48,6 +48,7 @@ lint: install
 demo: install
 	$(BIN)/python example_dags/core_example.py
 	$(BIN)/python example_dags/airflow_demo.py
+	$(BIN)/python example_dags/dagster_demo.py
 
 # refresh the lock after changing dependencies in pyproject.toml
 lock: | $(BIN)/uv

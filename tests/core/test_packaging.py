@@ -49,3 +49,6 @@ def test_wheel_installs_dlt_runner_and_no_top_level_core(tmp_path: Path) -> None
     site = next((venv / "lib").glob("python3*/site-packages"))
     assert not (site / "core").exists()
     assert (site / "dlt_runner" / "py.typed").exists()
+    # the adapters ship as subpackages (their orchestrators are extras, not installed here)
+    assert (site / "dlt_runner" / "airflow_provider" / "operators.py").exists()
+    assert (site / "dlt_runner" / "dagster_integration" / "resource.py").exists()

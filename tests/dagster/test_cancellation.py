@@ -56,6 +56,7 @@ def test_terminate_drains_ends_canceled_without_retry_and_the_next_run_finalizes
     home = tmp_path / "dagster_home"
     work.mkdir()
     home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     env = {**os.environ, "DG_CANCEL_WORK": str(work), "DAGSTER_HOME": str(home),
            "LOAD__WORKERS": "3", "PYTHONPATH": str(REPO)}

@@ -163,3 +163,17 @@ def test_bad_resource_config_fails_when_the_definitions_load(
     with pytest.raises(ValidationError) as exc_info:
         DltRunnerResource(**{field: value})
     assert field in str(exc_info.value) and fix in str(exc_info.value)
+
+
+def test_the_demo_script_materializes_everything(tmp_path: Path) -> None:
+    """`make demo`'s Dagster part, as a user runs it."""
+    env = {**os.environ, "DLT_RUNNER_DEMO_DIR": str(tmp_path / "demo")}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("DLT_RUNNER_PIPELINES_DIR", None)
+    done = subprocess.run([sys.executable, str(EXAMPLES / "dagster_demo.py")], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": success") == 3
+    assert "100 rows loaded into shop.orders" in done.stdout
+    assert "trace went: duckdb:shop_traces.shop_dagster_trace" in done.stdout
+    assert (tmp_path / "demo" / "dagster_home" / "dagster.yaml").exists()
