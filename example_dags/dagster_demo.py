@@ -20,7 +20,6 @@ sys.path.insert(0, str(HERE))
 from dagster import DagsterInstance, materialize  # noqa: E402
 from sample_api import ShopApi  # noqa: E402
 
-
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -46,7 +45,8 @@ def main() -> None:
             label = f"{assets.op.name}" + (f" [{partition}]" if partition else "")
             print(f"== Dagster materialize({label}): {'success' if result.success else 'FAILED'}")
             for event in result.get_asset_materialization_events():
-                meta = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+                metadata = event.materialization.metadata
+                meta = {k: getattr(v, "value", v) for k, v in metadata.items()}
                 print(f"  {event.asset_key.to_user_string():<28} {meta['rows_loaded']:>4} rows"
                       f" loaded into {meta['dagster/table_name']:<22}"
                       f" ({meta.get('dagster/row_count', '?')} in the table)")
