@@ -32,7 +32,7 @@ from dagster import (
 from dlt_runner.dagster_integration import DltRunnerResource, dlt_runner_assets
 from tests.core.faults import slow_duckdb, slow_incremental_source
 
-TABLES, ROWS, JOB_SECONDS = 8, 10, 2.0
+TABLES, ROWS, JOB_SECONDS = 8, 10, 3.0
 
 
 def get_job() -> JobDefinition:

@@ -196,3 +196,45 @@ def test_run_outside_the_decorator_names_what_is_missing(pipelines_dir: str) -> 
                                          raise_on_error=False)
     (failure,) = result.get_step_failure_events()
     assert "pass dlt_source= to run()" in failure.step_failure_data.error.to_string()
+
+
+@dlt.source(name="drifting")
+def drifting_source(with_email: bool) -> Any:
+    @dlt.resource(name="users", primary_key="id", write_disposition="merge")
+    def users() -> Any:
+        for i in range(3):
+            yield {"id": i, "name": f"u{i}", **({"email": f"u{i}@x"} if with_email else {})}
+
+    return users
+
+
+def test_a_column_added_to_an_existing_table_warns_on_the_schema_check(
+    tmp_path: Path, pipelines_dir: str
+) -> None:
+    from dagster import AssetCheckSeverity
+
+    from dlt_runner.dagster_integration import SCHEMA_DRIFT_CHECK
+
+    pipeline = dlt.pipeline("dg_drift", dataset_name="drift", pipelines_dir=pipelines_dir,
+                            destination=dlt.destinations.duckdb(str(tmp_path / "d.duckdb")))
+
+    def assets_for(with_email: bool) -> Any:
+        @dlt_runner_assets(dlt_source=drifting_source(with_email), dlt_pipeline=pipeline)
+        def users_assets(context: AssetExecutionContext, dlt: DltRunnerResource) -> Any:
+            yield from dlt.run(context=context)
+
+        return users_assets
+
+    def drift_check(with_email: bool) -> Any:
+        result = materialize([assets_for(with_email)], resources={"dlt": DltRunnerResource()})
+        assert result.success  # a warning never fails the step
+        (check,) = [e for e in result.get_asset_check_evaluations()
+                    if e.check_name == SCHEMA_DRIFT_CHECK]
+        return check
+
+    first = drift_check(False)  # the table is new: expected, not drift
+    assert first.passed and first.metadata["new_tables"].value == ["users"]  # type: ignore[union-attr]
+    drifted = drift_check(True)
+    assert not drifted.passed and drifted.severity == AssetCheckSeverity.WARN
+    assert drifted.metadata["new_columns"].value == {"users": ["email"]}  # type: ignore[union-attr]
+    assert drift_check(True).passed  # the column is known now
