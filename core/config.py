@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from dlt import Pipeline
 
 TOnTerminalPackage = Literal["fail", "abort"]
+RUN_CONFIG_FIELDS = frozenset({"retry_policy", "retry_pipeline_steps", "store_trace_info",
+                               "run_from_clean_folder", "on_terminal_package", "lock_timeout",
+                               "drain_deadline"})
+"""The `run_config` fields a YAML/JSON mapping may hold (callables and pipelines cannot)."""
 
 
 @dataclass
@@ -71,13 +75,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> "RunConfig":
         """Builds a config from a YAML/JSON `run_config` mapping (no callables, no pipelines)."""
-        known = {"retry_policy", "retry_pipeline_steps", "store_trace_info",
-                 "run_from_clean_folder", "on_terminal_package", "lock_timeout",
-                 "drain_deadline"}
-        unknown = sorted(set(spec) - known)
+        unknown = sorted(set(spec) - RUN_CONFIG_FIELDS)
         if unknown:
             raise RunConfigError(
-                f"run_config.{unknown[0]}", "unknown field", f"use fields from {sorted(known)}"
+                f"run_config.{unknown[0]}",
+                "unknown field",
+                f"use fields from {sorted(RUN_CONFIG_FIELDS)}",
             )
         return cls(**dict(spec))
 

@@ -55,6 +55,18 @@ def trace_to_json(trace: Any) -> Optional[Any]:
         return {"unserializable_trace": f"{type(ex).__name__}: {ex}"}
 
 
+def _plain(value: Any) -> Any:
+    """A database value as JSON-safe data (timestamps as ISO text, JSON columns parsed)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def fallback_dir(pipeline: Any) -> Path:
     return runner_path(pipeline, TRACES_FOLDER)
 
@@ -103,6 +115,23 @@ class TraceStore:
         finally:
             # creating or running another pipeline makes it dlt's "current" one: hand it back
             self.pipeline.activate()
+
+    def read(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest stored attempt rows (without the full trace), newest first."""
+        trace_pipeline = self._get_trace_pipeline()
+        columns = ("run_id", "attempt", "phase", "status", "started_at", "finished_at",
+                   "duration_s", "load_ids", "error")
+        with trace_pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(self.table_name)
+            rows = client.execute_sql(
+                f"SELECT {', '.join(columns)} FROM {table}"
+                f" ORDER BY started_at DESC LIMIT {int(limit)}"
+            )
+        return [SECRETS.scrub(dict(zip(columns, map(_plain, row), strict=True))) for row in rows]
+
+    def fallback_files(self) -> list[Path]:
+        """Rows kept locally because storing failed (or their attempt is still running)."""
+        return sorted(fallback_dir(self.pipeline).glob("*_trace.json"))
 
     def _write_fallback(self, row: dict[str, Any]) -> Path:
         folder = fallback_dir(self.pipeline)
