@@ -68,8 +68,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = _adhoc_spec(args)
     else:
         project = load_project(args.config)
-        if project.problems:
-            return _fail_config(args, project.problems)
+        # a mistake in another pipeline of the file does not stop this one
+        own = [p for p in project.problems if not p.startswith("pipelines.")
+               or p.startswith((f"pipelines.{args.target}.", f"pipelines.{args.target}:"))]
+        if own:
+            return _fail_config(args, own)
         spec = project.pipeline(args.target)
     _apply_overrides(spec, args)
     _import_paths(project)

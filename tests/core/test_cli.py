@@ -108,9 +108,17 @@ def test_every_outcome_has_its_own_exit_code(project: Path) -> None:
     assert _one_json(transient.stdout)["status"] == "failed"
     assert cli(project, "run", "sink").returncode == ExitCode.SUCCESS  # finalizes, then runs
 
+    with open(project / "dlt-runner.yml", "a") as f:  # a broken neighbour does not matter
+        f.write("  broken:\n    source: x:y\n    destination: duckdb\n    bad_field: 1\n")
     unknown = cli(project, "run", "nope", "--json")
     assert unknown.returncode == ExitCode.CONFIG
-    assert "use one of: shop, sink" in _one_json(unknown.stdout)["problems"][0]
+    assert "use one of: broken, shop, sink" in _one_json(unknown.stdout)["problems"][0]
+    broken = cli(project, "run", "broken", "--json")
+    assert broken.returncode == ExitCode.CONFIG
+    assert _one_json(broken.stdout)["problems"] == [
+        "pipelines.broken.bad_field: unknown field (fix: use ['credentials', 'dataset_name', "
+        "'destination', 'notifications', 'pipelines_dir', 'run_config', 'run_kwargs', "
+        "'source', 'source_args'])"]
     adhoc = cli(project, "run", "shop_source:shop_source", "--pipeline-name", "adhoc",
                 "--destination", "duckdb", "--dataset-name", "adhoc_data",
                 "--pipelines-dir", str(project / "pipelines"),
