@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install postgres test demo lint lock chaos clean
+.PHONY: install postgres test demo lint lock chaos bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ SEED ?= 7
 chaos: install postgres
 	$(BIN)/python -m tests.e2e.chaos --cases $(N) --seed $(SEED)
 
+# side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed
+BENCHES ?= overhead parse_cost peers drain resume throughput
+bench: install
+	@status=0; for b in $(BENCHES); do \
+		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || status=1; done; exit $$status
+
 lint: install
 	$(BIN)/ruff check .
 	@# mypy cannot follow the editable dlt_runner -> core/ mapping: give it a link to check
@@ -52,7 +58,7 @@ demo: install
 
 # refresh the lock after changing dependencies in pyproject.toml
 lock: | $(BIN)/uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 \
 		--no-header --quiet -o requirements/dev.lock
 
 clean:

@@ -40,15 +40,12 @@ def build_pipeline(spec: PipelineSpec) -> Any:
     )
 
 
-def build_runner(spec: PipelineSpec, pipeline: Any, **overrides: Any) -> Any:
+def build_runner(spec: PipelineSpec, pipeline: Any) -> Any:
+    """A `Runner` with the spec's run_config; its notifications become callbacks."""
     from dlt_runner.engine import Runner
 
     config = RunConfig.from_dict(spec.run_config)
-    callbacks = [*config.callbacks, *(notifier_from_dict(n, "notifications")
-                                      for n in spec.notifications)]
-    config.callbacks = tuple(callbacks)
-    for key, value in overrides.items():
-        setattr(config, key, value)
+    config.callbacks = tuple(notifier_from_dict(n, "notifications") for n in spec.notifications)
     return Runner(pipeline, config)
 
 
