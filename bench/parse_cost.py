@@ -25,8 +25,8 @@ from airflow.sdk import DAG
 with DAG(dag_id="{dag_id}", schedule="@hourly", start_date=datetime(2026, 1, 1),
          catchup=False):
 '''
-DLT_TASK = '''    DltRunOperator(task_id="load_{n}", source="shop_source:shop_source", pipeline_name="p{n}",
-                   destination="duckdb", dataset_name="d{n}",
+DLT_TASK = '''    DltRunOperator(task_id="load_{n}", source="shop_source:shop_source",
+                   pipeline_name="p{n}", destination="duckdb", dataset_name="d{n}",
                    dlt_retry_policy={{"type": "fixed", "max_attempts": 3, "wait": 1}})
 '''
 EMPTY_TASK = '''    EmptyOperator(task_id="load_{n}")
