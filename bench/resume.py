@@ -35,7 +35,8 @@ def killed(work: Path, run_key: str) -> None:
     env = {**os.environ, "PYTHONPATH": _common.REPO}
     proc = subprocess.Popen([sys.executable, CHILD, str(work), run_key], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not read_job_log(work / "jobs.log"):
+    # mid-load: the first job has finished, others are in flight or waiting
+    while not any(event == "END" for _, event, _ in read_job_log(work / "jobs.log")):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

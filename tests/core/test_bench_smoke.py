@@ -26,4 +26,4 @@ def test_the_overhead_bench_prints_its_table(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "| runner, trace off |" in done.stdout and "vs bare" in done.stdout
-    assert "runner (trace off) / bare" in done.stdout
+    assert "runner (trace off) / bare, CPU" in done.stdout
