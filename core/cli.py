@@ -331,8 +331,9 @@ def _fail_config(args: argparse.Namespace, problems: list[str]) -> int:
 
 
 def _first_line(ex: BaseException) -> str:
-    text = SECRETS.scrub_text(f"{type(ex).__name__}: {ex}")
-    return text.strip().splitlines()[0][:500]
+    from dlt_runner.errors import one_line
+
+    return one_line(ex, 500)[:500]
 
 
 def _print_json(data: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -407,16 +407,7 @@ class Runner:
     # --- arguments ----------------------------------------------------------------------------
 
     def _split_kwargs(self, run_kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        params = inspect.signature(self.pipeline.run).parameters
-        allowed = set(params) - {"data"}
-        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        unknown = [] if open_ended else sorted(set(run_kwargs) - allowed)
-        if unknown:
-            raise RunConfigError(
-                f"run(**{unknown[0]})",
-                "not an argument of pipeline.run",
-                f"use arguments of dlt's pipeline.run: {sorted(allowed)}",
-            )
+        check_run_kwargs(run_kwargs, "run(**{})", self.pipeline.run)
         dest = {k: v for k, v in run_kwargs.items() if k in DESTINATION_KWARGS}
         rest = {k: v for k, v in run_kwargs.items() if k not in DESTINATION_KWARGS}
         return dest, rest
@@ -430,6 +421,30 @@ class Runner:
                 "pass a factory instead (run(lambda: my_generator())), a dlt resource or source,"
                 ' or remove "extract" from retry_pipeline_steps',
             )
+
+
+def check_run_kwargs(
+    names: Iterable[str], field: str, run: Optional[Callable[..., Any]] = None
+) -> None:
+    """Fails naming the first of `names` that dlt's `pipeline.run` does not take.
+
+    `field` formats the name into the error's field ("run(**{})", "run_kwargs.{}").
+    """
+    if run is None:
+        from dlt.pipeline.pipeline import Pipeline
+
+        run = Pipeline.run
+    params = inspect.signature(run).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = set(params) - {"self", "data"}
+    unknown = sorted(set(names) - allowed)
+    if unknown:
+        raise RunConfigError(
+            field.format(unknown[0]),
+            "not an argument of pipeline.run",
+            f"use arguments of dlt's pipeline.run: {sorted(allowed)}",
+        )
 
 
 def runner(

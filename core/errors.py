@@ -36,7 +36,7 @@ class TerminalPackageError(RunnerError, TerminalException):
         self.pipeline_name = pipeline_name
         self.load_id = load_id
         self.pipelines_dir = pipelines_dir
-        cause_text = f"{type(cause).__name__}: {_first_line(cause)}"
+        cause_text = one_line(cause)
         package = f"load package {load_id}" if load_id else "a pending load package"
         super().__init__(
             f"Pipeline {pipeline_name!r}: {package} failed terminally and was not retried"
@@ -84,8 +84,9 @@ def abort_command(pipeline_name: str, pipelines_dir: str, load_id: Optional[str]
     return f"`{cmd} abort-packages`"
 
 
-def _first_line(ex: BaseException) -> str:
+def one_line(ex: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, scrubbed; the message part cut at `limit`."""
     from dlt_runner.scrub import SECRETS
 
     text = SECRETS.scrub_text(str(ex)).strip()
-    return text.splitlines()[0][:300] if text else ""
+    return f"{type(ex).__name__}: {text.splitlines()[0][:limit] if text else ''}"

@@ -121,12 +121,6 @@ def _check_notifications(spec: PipelineSpec) -> None:
 
 
 def _check_run_kwargs(spec: PipelineSpec) -> None:
-    import inspect
+    from dlt_runner.engine import check_run_kwargs
 
-    from dlt.pipeline.pipeline import Pipeline
-
-    allowed = set(inspect.signature(Pipeline.run).parameters) - {"self", "data"}
-    for key in spec.run_kwargs:
-        if key not in allowed:
-            raise RunConfigError(f"run_kwargs.{key}", "not an argument of pipeline.run",
-                                 f"use arguments of dlt's pipeline.run: {sorted(allowed)}")
+    check_run_kwargs(spec.run_kwargs, "run_kwargs.{}")

@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from dlt_runner.report import RunReport
-from dlt_runner.tables import columns_of, count_rows, tables_with_nested
+from dlt_runner.tables import columns_of, tables_with_nested
 
 FAILED_JOBS_CHECK = "no_failed_load_jobs"
 SCHEMA_DRIFT_CHECK = "no_schema_drift"
@@ -62,18 +62,17 @@ class AssetTables:
 
 
 def materialization_metadata(
-    report: RunReport, pipeline: Any, asset: AssetTables, fetch_row_count: bool
+    report: RunReport, pipeline: Any, asset: AssetTables, row_count: Optional[int]
 ) -> dict[str, Any]:
+    """`row_count`: rows now in the table (None: not counted, the key is left out)."""
     rows = {t: report.row_counts.get(t, 0) for t in asset.tables}
     metadata: dict[str, Any] = {
         "rows_loaded": MetadataValue.int(rows[asset.table]),
         "dagster/table_name": f"{report.dataset_name}.{asset.table}",
         "dagster/column_schema": MetadataValue.table_schema(_column_schema(pipeline, asset.table)),
     }
-    if fetch_row_count:
-        count = count_rows(pipeline, [asset.table])[asset.table]
-        if count is not None:
-            metadata["dagster/row_count"] = MetadataValue.int(count)
+    if row_count is not None:
+        metadata["dagster/row_count"] = MetadataValue.int(row_count)
     if len(asset.tables) > 1:
         metadata["nested_tables_rows_loaded"] = MetadataValue.json(
             {t: n for t, n in rows.items() if t != asset.table}

@@ -43,6 +43,7 @@ from dlt_runner.errors import RunCancelled
 from dlt_runner.report import RunReport
 from dlt_runner.retry import is_terminal
 from dlt_runner.scrub import SECRETS
+from dlt_runner.tables import count_rows
 
 
 class DltRunnerEventIterator(Iterator[Any]):
@@ -183,9 +184,13 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
             raise _failure(ex, report, retryable=not is_terminal(ex)) from None
         report = _log(context, runner.report)
         assert report is not None
-        for key in keys:
-            asset = AssetTables.of(key, unit.pipeline, unit.table(key))
-            metadata = materialization_metadata(report, unit.pipeline, asset, self.fetch_row_count)
+        assets = [AssetTables.of(key, unit.pipeline, unit.table(key)) for key in keys]
+        # one destination round trip for every table, not one per asset
+        row_counts = count_rows(unit.pipeline, [a.table for a in assets]) if (
+            self.fetch_row_count) else {}
+        for key, asset in zip(keys, assets, strict=True):
+            metadata = materialization_metadata(report, unit.pipeline, asset,
+                                                row_counts.get(asset.table))
             if has_assets:
                 yield MaterializeResult(
                     asset_key=key,
