@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from dlt_runner import validate
+from dlt_runner import decompose, validate
 
 if TYPE_CHECKING:
     from dlt_runner.engine import Runner
@@ -45,6 +45,10 @@ class DltRunOperator(BaseOperator):
     :param drain_margin: with `execution_timeout`, the run starts draining this long before
         the timeout, so the drain (and the trace) finish before Airflow kills the task.
     :param push_load_info: also push the scrubbed dlt load info as XCom `load_info`.
+    :param unit_resources: run only these resources of the source, as one unit of a
+        decomposed source: in its own pipeline `<pipeline_name>__<first resource>` (own working
+        folder and state), into the same dataset. `DltRunTaskGroup` sets it; the resources are
+        checked against the source when the task runs (transformers with their parents).
     """
 
     template_fields: Sequence[str] = ("source_kwargs", "pipeline_name", "dataset_name",
@@ -72,6 +76,7 @@ class DltRunOperator(BaseOperator):
         lock_timeout: float = 60.0,
         drain_margin: timedelta = timedelta(seconds=60),
         push_load_info: bool = False,
+        unit_resources: Optional[Sequence[str]] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,11 +102,9 @@ class DltRunOperator(BaseOperator):
                 "make drain_margin a fraction of execution_timeout (the drain starts that long"
                 " before the timeout)",
             )
-        if not isinstance(pipeline_name, str) or not pipeline_name:
-            raise validate.RunConfigError(
-                "pipeline_name", f"expected a non-empty string, got {pipeline_name!r}",
-                "name the dlt pipeline",
-            )
+        decompose.check_pipeline_name(pipeline_name)
+        self.unit_resources = (None if unit_resources is None
+                               else decompose.check_group(unit_resources, "unit_resources"))
         self.source = source
         self.pipeline_name = pipeline_name
         self.destination = destination
@@ -123,8 +126,17 @@ class DltRunOperator(BaseOperator):
 
         factory = self._factory()
         source_kwargs = dict(self.source_kwargs)
+
+        def data() -> Any:
+            return factory(**source_kwargs)
+
+        pipeline = self._pipeline()
+        if self.unit_resources is not None:
+            unit = decompose.unit_of(data(), self.pipeline_name, self.unit_resources)
+            pipeline = decompose.unit_pipeline(pipeline, unit)
+            data = decompose.unit_source(data, unit)
         self._runner = Runner(
-            self._pipeline(),
+            pipeline,
             RunConfig(
                 retry_policy=self.dlt_retry_policy,
                 retry_pipeline_steps=self.retry_pipeline_steps,
@@ -137,9 +149,7 @@ class DltRunOperator(BaseOperator):
             ),
         )
         try:
-            load_info = self._runner.run(
-                lambda: factory(**source_kwargs), run_key=self._run_key(context), **self.run_kwargs
-            )
+            load_info = self._runner.run(data, run_key=self._run_key(context), **self.run_kwargs)
         except RunCancelled as ex:
             self._publish_report(context)
             # retryable: the next try finalizes the pending package first

@@ -26,7 +26,7 @@ from dagster import (
 
 from dlt_runner.dagster_integration.metadata import check_specs
 from dlt_runner.dagster_integration.translator import DltRunnerTranslator
-from dlt_runner.dagster_integration.units import SourceUnit
+from dlt_runner.dagster_integration.units import SourceUnit, check_pipeline
 from dlt_runner.validate import RunConfigError
 
 
@@ -68,7 +68,10 @@ def dlt_runner_assets(
     op_tags: Optional[Mapping[str, Any]] = None,
     pool: Optional[str] = None,
     checks: bool = True,
-) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    decompose: bool = False,
+    units: Optional[Sequence[Sequence[str]]] = None,
+    first: Optional[str] = None,
+) -> Callable[[Callable[..., Any]], Any]:
     """Makes a multi-asset of a dlt source: one asset per selected resource, subsettable.
 
     :param dlt_source: a dlt source, or a zero-argument factory returning one (called again
@@ -80,6 +83,14 @@ def dlt_runner_assets(
     :param retry_policy: Dagster's `RetryPolicy` for the step. It retries what the runner's
         own policy left (transient errors); never a Terminate or a terminal dlt error.
     :param checks: add the `no_failed_load_jobs` and `no_schema_drift` checks per asset.
+    :param decompose: one multi-asset (one step) per unit of the source instead of one for
+        all (`dlt_runner.decompose`): each unit runs in its own pipeline
+        `<pipeline>__<unit>` into the same dataset, so the multiprocess executor runs units in
+        parallel. The decorator then returns a list: `Definitions(assets=[*my_assets])`.
+        The first unit's assets become deps of the other units' assets: Dagster runs it
+        alone first (it creates dlt's system tables), then the rest in parallel.
+    :param units, first: explicit resource groups and the unit to run first (see
+        `dlt_runner.decompose.decompose`); only with `decompose=True`.
     """
     if translator is not None and dagster_dlt_translator is not None:
         raise RunConfigError(
@@ -87,53 +98,88 @@ def dlt_runner_assets(
             "given together with translator",
             "pass one of them (they are the same argument)",
         )
+    if not decompose and (units is not None or first is not None):
+        raise RunConfigError("units" if units is not None else "first",
+                             "only applies to a decomposed source", "add decompose=True")
     translator = translator or dagster_dlt_translator or DltRunnerTranslator()
-    unit = SourceUnit.build(dlt_source, dlt_pipeline, translator)
-    specs = list(unit.specs.values())
+    if isinstance(partitions_def, TimeWindowPartitionsDefinition) and backfill_policy is None:
+        backfill_policy = BackfillPolicy.single_run()
+    options: dict[str, Any] = dict(
+        group_name=group_name, partitions_def=partitions_def, backfill_policy=backfill_policy,
+        retry_policy=retry_policy, op_tags=op_tags, pool=pool, checks=checks)
+    if not decompose:
+        unit = SourceUnit.build(dlt_source, dlt_pipeline, translator)
+        binding = AssetsBinding(dlt_source, dlt_pipeline, translator)
+        return lambda fn: _multi_asset(fn, list(unit.specs.values()), binding, name, **options)
+
+    from dlt_runner import decompose as decomposition
+
+    check_pipeline(dlt_pipeline)
+    plan = decomposition.decompose(dlt_source, dlt_pipeline.pipeline_name, units=units,
+                                   first=first)
+    parts: list[tuple[decomposition.Unit, list[AssetSpec], AssetsBinding]] = []
+    for unit_plan in plan.units:
+        source = decomposition.unit_source(dlt_source, unit_plan)
+        pipeline = decomposition.unit_pipeline(dlt_pipeline, unit_plan)
+        specs = list(SourceUnit.build(source, pipeline, translator).specs.values())
+        parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator)))
+    # ordering, as Dagster knows it: the first unit upstream of every other unit
+    first_keys = [spec.key for spec in parts[0][1]]
+    for _, specs, _ in parts[1:]:
+        specs[:] = [spec.replace_attributes(deps=[*spec.deps, *first_keys]) for spec in specs]
+
+    def decorator(fn: Callable[..., Any]) -> list[AssetsDefinition]:
+        base = name or fn.__name__
+        return [_multi_asset(fn, specs, binding, f"{base}__{unit_plan.slug}", **options)
+                for unit_plan, specs, binding in parts]
+
+    return decorator
+
+
+def _multi_asset(
+    fn: Callable[..., Any],
+    specs: list[AssetSpec],
+    binding: AssetsBinding,
+    name: Optional[str],
+    *,
+    group_name: Optional[str],
+    checks: bool,
+    **options: Any,
+) -> AssetsDefinition:
     if group_name and any(spec.group_name for spec in specs):
         raise RunConfigError(
             "group_name",
             "the translator already sets group names on the asset specs",
             "set the group in the translator or in group_name, not both",
         )
-    if isinstance(partitions_def, TimeWindowPartitionsDefinition) and backfill_policy is None:
-        backfill_policy = BackfillPolicy.single_run()
-    binding = AssetsBinding(dlt_source, dlt_pipeline, translator)
 
-    def decorator(fn: Callable[..., Any]) -> AssetsDefinition:
-        @functools.wraps(fn)
-        def compute(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            token = _BINDING.set(binding)
-            try:
-                result = fn(*args, **kwargs)
-                if inspect.isgenerator(result) or isinstance(result, Iterator):
-                    yield from result
-                elif isinstance(result, Sequence):
-                    yield from result
-                elif result is not None:
-                    yield result
-            finally:
-                _reset(token)
+    @functools.wraps(fn)
+    def compute(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        token = _BINDING.set(binding)
+        try:
+            result = fn(*args, **kwargs)
+            if inspect.isgenerator(result) or isinstance(result, Iterator):
+                yield from result
+            elif isinstance(result, Sequence):
+                yield from result
+            elif result is not None:
+                yield result
+        finally:
+            _reset(token)
 
-        try:  # resolved annotations: Dagster compares the context's type with classes
-            compute.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
-        except Exception:  # an annotation only a type checker can resolve: leave it
-            pass
+    try:  # resolved annotations: Dagster compares the context's type with classes
+        compute.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    except Exception:  # an annotation only a type checker can resolve: leave it
+        pass
 
-        return multi_asset(
-            specs=specs,
-            check_specs=[c for spec in specs for c in check_specs(spec.key)] if checks else None,
-            name=name,
-            group_name=group_name,
-            can_subset=True,
-            partitions_def=partitions_def,
-            backfill_policy=backfill_policy,
-            retry_policy=retry_policy,
-            op_tags=op_tags,
-            pool=pool,
-        )(compute)
-
-    return decorator
+    return multi_asset(
+        specs=specs,
+        check_specs=[c for spec in specs for c in check_specs(spec.key)] if checks else None,
+        name=name,
+        group_name=group_name,
+        can_subset=True,
+        **options,
+    )(compute)
 
 
 def _reset(token: Any) -> None:

@@ -30,7 +30,6 @@ class SourceUnit:
     @classmethod
     def build(cls, source: Any, pipeline: Any, translator: Any) -> "SourceUnit":
         from dlt.extract import DltSource
-        from dlt.pipeline.pipeline import Pipeline
 
         template = source() if callable(source) and not isinstance(source, DltSource) else source
         if not isinstance(template, DltSource):
@@ -40,12 +39,7 @@ class SourceUnit:
                 "pass the result of a @dlt.source function, or the function itself (called"
                 " again for every extract attempt)",
             )
-        if not isinstance(pipeline, Pipeline):
-            raise RunConfigError(
-                "dlt_pipeline",
-                f"expected a dlt pipeline, got {type(pipeline).__name__}",
-                "pass dlt.pipeline(pipeline_name=..., destination=..., dataset_name=...)",
-            )
+        check_pipeline(pipeline)
         if not callable(getattr(translator, "get_asset_spec", None)):
             raise RunConfigError(
                 "translator",
@@ -89,6 +83,17 @@ class SourceUnit:
             if spec.key == key:
                 return name
         raise KeyError(f"asset {key.to_user_string()} is not a resource of this dlt source")
+
+
+def check_pipeline(pipeline: Any) -> None:
+    from dlt.pipeline.pipeline import Pipeline
+
+    if not isinstance(pipeline, Pipeline):
+        raise RunConfigError(
+            "dlt_pipeline",
+            f"expected a dlt pipeline, got {type(pipeline).__name__}",
+            "pass dlt.pipeline(pipeline_name=..., destination=..., dataset_name=...)",
+        )
 
 
 def _destination(pipeline: Any) -> Any:
