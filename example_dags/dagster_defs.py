@@ -7,7 +7,9 @@
   `python example_dags/sample_api.py --port 8765 --fail-every 7`; its URL comes from the
   environment variable SHOP_API_URL), with a Dagster RetryPolicy on top of the runner's;
 - `shop_orders_hourly`: hourly partitions; each partition loads its own window of orders,
-  merged, so re-running a partition (a retry, a backfill) changes nothing.
+  merged, so re-running a partition (a retry, a backfill) changes nothing;
+- `marketplace`: a source decomposed into units, one step each: `customers` first, then the
+  four others in parallel under the multiprocess executor (the default of `dagster dev`).
 
 Data goes to DuckDB files in $DLT_RUNNER_DEMO_DIR (default `.demo`); working folders to
 $DLT_RUNNER_PIPELINES_DIR (default `$DLT_RUNNER_DEMO_DIR/dagster_pipelines`).
@@ -21,13 +23,17 @@ from pathlib import Path
 import dlt
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
     Definitions,
     HourlyPartitionsDefinition,
     RetryPolicy,
+    define_asset_job,
+    multiprocess_executor,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling example modules
 
+from marketplace_source import marketplace_source
 from rest_source import shop_api_source
 from shop_source import shop_orders_between, shop_source
 
@@ -89,8 +95,28 @@ def shop_orders_hourly(context: AssetExecutionContext, dlt: DltRunnerResource): 
     )
 
 
+@dlt_runner_assets(
+    # one step per unit, each its own pipeline marketplace__<unit>, all into one dataset
+    dlt_source=lambda: marketplace_source(rows=int(os.environ.get("MARKETPLACE_ROWS", "40"))),
+    dlt_pipeline=_pipeline("marketplace", "marketplace"),
+    group_name="marketplace",
+    decompose=True,
+)
+def marketplace_assets(context: AssetExecutionContext, dlt: DltRunnerResource):  # type: ignore[no-untyped-def]
+    yield from dlt.run(context=context)
+
+
+# units wait on I/O, not CPU: run more of them at once than the default (one per core)
+marketplace_job = define_asset_job(
+    "marketplace_job",
+    selection=AssetSelection.groups("marketplace"),
+    executor_def=multiprocess_executor.configured({"max_concurrent": 4}),
+)
+
+
 defs = Definitions(
-    assets=[shop_assets, shop_api_assets, shop_orders_hourly],
+    assets=[shop_assets, shop_api_assets, shop_orders_hourly, *marketplace_assets],
+    jobs=[marketplace_job],
     resources={
         "dlt": DltRunnerResource(
             retry_policy={"type": "fixed", "max_attempts": 3, "wait": 1},

@@ -1,0 +1,97 @@
+"""A decomposed source under Dagster: one step per unit, the first alone, the rest in parallel
+step processes of the multiprocess executor, all into one DuckDB dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, execute_job, materialize, reconstructable
+
+from tests.core.faults import query
+from tests.dagster.conftest import metadata_values
+from tests.dagster.decomposed_job import get_job
+
+UNIT_STEPS = ["marketplace_assets__customers", "marketplace_assets__products",
+              "marketplace_assets__orders", "marketplace_assets__payments",
+              "marketplace_assets__stores"]
+TABLES = ["customers", "products", "orders", "payments", "stores", "store_items"]
+
+
+def _step_times(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    starts = {e.step_key: e.timestamp
+              for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)}
+    ends = {e.step_key: e.timestamp
+            for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS)}
+    return {step: (starts[step], ends[step]) for step in starts}
+
+
+def test_units_are_steps_the_first_alone_then_the_rest_in_parallel(
+    load_defs: Callable[..., ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defs = load_defs()  # sets the demo and pipelines folders for the step processes too
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+    # the plan as Dagster sees it: one op per unit, the first unit upstream of the others
+    ops = {a.op.name: sorted(k.to_user_string() for k in a.keys)
+           for a in defs.marketplace_assets}
+    assert list(ops) == UNIT_STEPS
+    assert ops["marketplace_assets__stores"] == ["dlt_marketplace_store_items",
+                                                 "dlt_marketplace_stores"]
+    orders = next(a for a in defs.marketplace_assets if a.op.name.endswith("__orders"))
+    # (beside the translator's upstream source asset, as dagster-dlt has it)
+    assert {d.asset_key.to_user_string() for d in orders.specs_by_key[
+        next(iter(orders.keys))].deps} == {"dlt_marketplace_customers", "marketplace_orders"}
+
+    with DagsterInstance.get() as instance:
+        result = execute_job(reconstructable(get_job), instance=instance)
+        assert result.success
+        times = _step_times(instance, result.run_id)
+        materialized = {e.asset_key.to_user_string(): metadata_values(e)
+                        for e in result.get_asset_materialization_events()}
+    assert sorted(times) == sorted(UNIT_STEPS)
+    first_end = times["marketplace_assets__customers"][1]
+    rest = [times[s] for s in UNIT_STEPS[1:]]
+    assert all(start >= first_end for start, _ in rest), "a unit started before the first"
+    # the rest overlapped: some unit started before another had finished
+    assert max(start for start, _ in rest) < min(end for _, end in rest)
+
+    db = tmp_path / "demo" / "shop_dagster.duckdb"
+    for table in TABLES:
+        rows = 80 if table == "store_items" else 40
+        assert query(db, f"SELECT count(*), count(DISTINCT id) FROM marketplace.{table}") == [
+            (rows, rows)], table
+    assert query(db, "SELECT count(DISTINCT pipeline_name) FROM marketplace._dlt_pipeline_state"
+                 ) == [(5,)]
+    assert {k: m["rows_loaded"] for k, m in materialized.items()} == {
+        f"dlt_marketplace_{t}": (80 if t == "store_items" else 40) for t in TABLES}
+    # each step ran its own pipeline (own run id per unit; stores and store_items share one)
+    run_ids = {k: m["runner_run_id"] for k, m in materialized.items()}
+    assert len(set(run_ids.values())) == 5
+    assert run_ids["dlt_marketplace_stores"] == run_ids["dlt_marketplace_store_items"]
+
+
+def test_a_second_run_of_the_units_loads_only_new_rows(
+    load_defs: Callable[..., ModuleType], tmp_path: Path
+) -> None:
+    defs = load_defs(MARKETPLACE_ROWS=30)
+    assert materialize(defs.marketplace_assets, resources=defs.defs.resources).success
+    defs = load_defs(MARKETPLACE_ROWS=45)
+    result = materialize(defs.marketplace_assets, resources=defs.defs.resources)
+    loaded = {e.asset_key.to_user_string(): metadata_values(e)["rows_loaded"]
+              for e in result.get_asset_materialization_events()}
+    assert loaded == {f"dlt_marketplace_{t}": (30 if t == "store_items" else 15)
+                      for t in TABLES}
+    db = tmp_path / "demo" / "shop_dagster.duckdb"
+    assert query(db, "SELECT count(*), count(DISTINCT id) FROM marketplace.orders") == [(45, 45)]
+    # a subset of one unit runs that unit's step only
+    one: Any = materialize(defs.marketplace_assets, resources=defs.defs.resources,
+                           selection=["dlt_marketplace_orders"])
+    assert [e.asset_key.to_user_string() for e in one.get_asset_materialization_events()] == [
+        "dlt_marketplace_orders"]
