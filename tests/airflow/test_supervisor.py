@@ -1,5 +1,6 @@
 """The operator under Airflow's real supervisor: SIGTERM to the task, "mark failed" (SIGTERM,
-then SIGKILL after 5 s) and execution_timeout, then count the rows.
+then SIGKILL after 5 s) and execution_timeout, then count the rows; a decomposed source's
+units as parallel tasks of the LocalExecutor.
 
 The stack (api-server, dag-processor, LocalExecutor scheduler) starts once for this module.
 """
@@ -11,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     st.env.update({"PYTHONPATH": str(REPO), "LOAD__WORKERS": "3",
                    "RUNTIME__DLTHUB_TELEMETRY": "false"})
     try:
-        st.start(wait_for_dags=["sup_sigterm", "sup_mark_failed", "sup_timeout"])
+        st.start(wait_for_dags=["sup_sigterm", "sup_mark_failed", "sup_timeout",
+                                 "sup_decomposed"])
         yield st
     finally:
         st.stop()
@@ -121,3 +124,29 @@ def test_execution_timeout_starts_the_drain_before_the_timeout(stack: AirflowSta
     assert 0 < len(first_try_jobs) < TABLES  # the drain deadline stopped try 1 part way
     assert first_trace < started + 14  # ... and its trace was stored before the timeout
     _all_rows_once(work)
+
+
+def test_decomposed_units_run_first_alone_then_in_parallel_into_one_dataset(
+    stack: AirflowStack,
+) -> None:
+    dag_id, run_id = "sup_decomposed", "decomposed_1"
+    units = ["customers", "products", "orders", "payments", "stores"]
+    stack.trigger(dag_id, run_id)
+    tis = {u: stack.wait_ti(dag_id, run_id, {"success", "failed"}, task_id=f"market.{u}",
+                            timeout=240) for u in units}
+    assert {u: ti["state"] for u, ti in tis.items()} == {u: "success" for u in units}
+
+    def span(ti: dict[str, Any]) -> tuple[datetime, datetime]:
+        return datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"])
+
+    first_end = span(tis["customers"])[1]
+    rest = [span(tis[u]) for u in units[1:]]
+    assert all(start >= first_end for start, _ in rest)  # the first unit ran alone
+    assert max(start for start, _ in rest) < min(end for _, end in rest)  # the rest overlapped
+    db = _files(stack, dag_id) / "warehouse.duckdb"
+    for table in ["customers", "products", "orders", "payments", "stores", "store_items"]:
+        rows = 80 if table == "store_items" else 40
+        assert query(db, f"SELECT count(*), count(DISTINCT id) FROM market.{table}") == [
+            (rows, rows)], table
+    assert query(db, "SELECT count(DISTINCT pipeline_name) FROM market._dlt_pipeline_state"
+                 ) == [(5,)]
