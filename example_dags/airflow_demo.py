@@ -2,7 +2,7 @@
 
 Sets up a throwaway AIRFLOW_HOME in `.demo/airflow` (`airflow db migrate`), starts the local
 sample API, runs `dlt_shop_rest` with `dag.test()` and prints what it loaded and where the
-trace went.
+trace went; then the decomposed `dlt_marketplace_decomposed` (one task per unit).
 """
 
 from __future__ import annotations
@@ -64,7 +64,19 @@ def main() -> None:
     print(f"  into:       {DUCKDB} dataset {report['dataset_name']}")
     print(f"  attempts:   {report['attempts']} (the API answered {api.failures} requests with 503)")
     print(f"  trace went: {report['trace_location']}")
-    if run.state != "success":
+    ok = run.state == "success"
+
+    import airflow_marketplace_decomposed
+
+    run = airflow_marketplace_decomposed.dag.test()
+    print(f"== Airflow dag.test(dlt_marketplace_decomposed): {run.state} (one task per unit;"
+          " dag.test runs them one by one, an executor runs all but the first in parallel)")
+    for ti in sorted(run.get_task_instances(), key=lambda t: t.start_date):
+        report = ti.xcom_pull(task_ids=ti.task_id) or {}
+        print(f"  {ti.task_id:<24} {ti.state:<8} pipeline {report.get('pipeline_name')}:"
+              f" {dict(sorted(report.get('row_counts', {}).items()))}")
+    print(f"  into:       {DUCKDB} dataset marketplace; traces in marketplace_traces")
+    if not (ok and run.state == "success"):
         sys.exit(1)
 
 

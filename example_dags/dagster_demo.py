@@ -1,7 +1,8 @@
 """`make demo`, Dagster part: the example definitions materialized for real into DuckDB.
 
-Starts the local sample API, then materializes the `shop` and `shop_api` assets and one hourly
-partition of `shop_orders_hourly` from `dagster_defs.py` (the same definitions
+Starts the local sample API, then materializes the `shop` and `shop_api` assets, one hourly
+partition of `shop_orders_hourly` and the decomposed `marketplace` units (here one after
+another: `materialize` runs in-process) from `dagster_defs.py` (the same definitions
 `dagster dev -f example_dags/dagster_defs.py` serves), and prints what each asset loaded and
 where the trace went.
 """
@@ -37,12 +38,16 @@ def main() -> None:
     with DagsterInstance.get() as instance:
         for assets, partition in ((dagster_defs.shop_assets, None),
                                   (dagster_defs.shop_api_assets, None),
-                                  (dagster_defs.shop_orders_hourly, "2026-01-01-05:00")):
-            result = materialize([assets], resources=dagster_defs.defs.resources,
+                                  (dagster_defs.shop_orders_hourly, "2026-01-01-05:00"),
+                                  (dagster_defs.marketplace_assets, None)):
+            group = assets if isinstance(assets, list) else [assets]  # decomposed: one per unit
+            result = materialize(group, resources=dagster_defs.defs.resources,
                                  instance=instance, partition_key=partition,
                                  raise_on_error=False, run_config=QUIET)
             ok = ok and result.success
-            label = f"{assets.op.name}" + (f" [{partition}]" if partition else "")
+            label = (f"{group[0].op.name}" if len(group) == 1 else
+                     f"{len(group)} units of {group[0].op.name.split('__')[0]}")
+            label += f" [{partition}]" if partition else ""
             print(f"== Dagster materialize({label}): {'success' if result.success else 'FAILED'}")
             for event in result.get_asset_materialization_events():
                 metadata = event.materialization.metadata

@@ -18,6 +18,7 @@ from typing import Any
 import dlt
 import pytest
 
+from dlt_runner import RunConfig, Runner
 from dlt_runner.decompose import (
     decompose,
     plan_from_units,
@@ -100,7 +101,7 @@ def test_a_task_unit_is_checked_against_the_source_and_bad_pipelines_are_refused
         unit_pipeline(no_destination, decompose(marketplace_source, "nodest").first)
 
 
-def test_units_share_the_templates_duckdb_file_and_dataset(
+def test_units_share_the_templates_duckdb_file_and_dataset_and_restore_their_own_state(
     tmp_path: Path, pipelines_dir: str
 ) -> None:
     # dlt's default DuckDB file is named after the pipeline: each unit would get its own
@@ -117,6 +118,16 @@ def test_units_share_the_templates_duckdb_file_and_dataset(
     assert counts == {**{t: 5 for t in TABLES}, "store_items": 10}
     assert query(db, "SELECT count(DISTINCT pipeline_name) FROM market_dataset._dlt_pipeline_state"
                  ) == [(5,)]
+    # a clean-folder run (a new worker) restores each unit's own cursors from the destination
+    for unit in plan.units:
+        runner = Runner(unit_pipeline(template, unit), RunConfig(run_from_clean_folder=True))
+        runner.run(unit_source(lambda: marketplace_source(rows=8, latency=0), unit))
+        assert runner.report is not None
+        assert runner.report.row_counts == {t: 6 if t == "store_items" else 3
+                                            for t in plan.tables[unit.name]}
+    counts = {t: query(db, f"SELECT count(*), count(DISTINCT id) FROM market_dataset.{t}")[0]
+              for t in TABLES}
+    assert counts == {**{t: (8, 8) for t in TABLES}, "store_items": (16, 16)}
 
 
 # --- parallel processes -------------------------------------------------------------------
