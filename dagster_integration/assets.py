@@ -115,13 +115,15 @@ def dlt_runner_assets(
     from dlt_runner import decompose as decomposition
 
     check_pipeline(dlt_pipeline)
-    plan = decomposition.decompose(dlt_source, dlt_pipeline.pipeline_name, units=units,
+    template = SourceUnit.build(dlt_source, dlt_pipeline, translator).template
+    plan = decomposition.decompose(template, dlt_pipeline.pipeline_name, units=units,
                                    first=first)
     parts: list[tuple[decomposition.Unit, list[AssetSpec], AssetsBinding]] = []
     for unit_plan in plan.units:
         source = decomposition.unit_source(dlt_source, unit_plan)
         pipeline = decomposition.unit_pipeline(dlt_pipeline, unit_plan)
-        specs = list(SourceUnit.build(source, pipeline, translator).specs.values())
+        shape = template.clone().with_resources(*unit_plan.resources)
+        specs = list(SourceUnit.build(source, pipeline, translator, shape).specs.values())
         parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator)))
     # ordering, as Dagster knows it: the first unit upstream of every other unit
     first_keys = [spec.key for spec in parts[0][1]]

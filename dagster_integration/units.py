@@ -28,10 +28,14 @@ class SourceUnit:
     """Asset spec per resource name (the source's selected resources, in source order)."""
 
     @classmethod
-    def build(cls, source: Any, pipeline: Any, translator: Any) -> "SourceUnit":
+    def build(cls, source: Any, pipeline: Any, translator: Any,
+              template: Any = None) -> "SourceUnit":
+        """`template`: the source's shape when the caller already has it (no factory call)."""
         from dlt.extract import DltSource
 
-        template = source() if callable(source) and not isinstance(source, DltSource) else source
+        if template is None:
+            template = (source() if callable(source) and not isinstance(source, DltSource)
+                        else source)
         if not isinstance(template, DltSource):
             raise RunConfigError(
                 "dlt_source",

@@ -95,3 +95,23 @@ def test_a_second_run_of_the_units_loads_only_new_rows(
                            selection=["dlt_marketplace_orders"])
     assert [e.asset_key.to_user_string() for e in one.get_asset_materialization_events()] == [
         "dlt_marketplace_orders"]
+
+
+def test_bad_decomposition_arguments_fail_at_definition_time(tmp_path: Path) -> None:
+    import dlt
+    from marketplace_source import marketplace_source
+
+    from dlt_runner.dagster_integration import dlt_runner_assets
+    from dlt_runner.validate import RunConfigError
+
+    pipeline = dlt.pipeline("defs_check", destination="duckdb",
+                            pipelines_dir=str(tmp_path / "pipelines"))
+    with pytest.raises(RunConfigError, match="units: only applies to a decomposed source"):
+        dlt_runner_assets(dlt_source=marketplace_source, dlt_pipeline=pipeline,
+                          units=[["customers"]])
+    with pytest.raises(RunConfigError, match="'store_items' is a transformer of 'stores'"):
+        dlt_runner_assets(dlt_source=marketplace_source, dlt_pipeline=pipeline, decompose=True,
+                          units=[["customers", "products", "orders", "payments", "stores"],
+                                 ["store_items"]])
+    with pytest.raises(RunConfigError, match="dlt_pipeline: expected a dlt pipeline"):
+        dlt_runner_assets(dlt_source=marketplace_source, dlt_pipeline="nope", decompose=True)
