@@ -7,7 +7,8 @@ same dataset. Each task returns its own run report as XCom.
 The units come from `units=` (nothing is imported or called at DAG parse time), or from the
 source itself: then the DAG parse calls the source factory (and imports dlt, ~1.3 s) to list
 its resources. dlt sources are lazy, but a source whose body does I/O (reflecting a database,
-reading secrets) should get `units=`; `DecompositionPlan.groups()` prints them.
+reading secrets) should get `units=`; `dlt-runner plan module:source --pipeline-name N`
+prints them.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _plan(
             "units",
             f"not given, and calling the source at DAG parse time to list its resources"
             f" failed: {one_line(ex)}",
-            "pass units=[[...], ...] (DecompositionPlan.groups() lists them), so the parse"
-            " does not call the source",
+            "pass units=[[...], ...] (`dlt-runner plan module:source --pipeline-name N` prints"
+            " them), so the parse does not call the source",
         ) from None
     return decompose.decompose(template, pipeline_name, first=first)

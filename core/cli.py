@@ -6,6 +6,7 @@
     dlt-runner health [PIPELINE] [--json]
     dlt-runner pending PIPELINE [--json]
     dlt-runner traces PIPELINE [--json]
+    dlt-runner plan PIPELINE | module:source --pipeline-name N [--first UNIT] [--json]
 
 Exit codes (`run`; the other commands use 0, 1 and 2):
     0  success
@@ -143,14 +144,7 @@ def _adhoc_spec(args: argparse.Namespace) -> PipelineSpec:
 
 def _apply_overrides(spec: PipelineSpec, args: argparse.Namespace) -> None:
     """Command-line options win over the file."""
-    import yaml
-
-    for item in args.source_arg or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RunConfigError("--source-arg", f"{item!r} is not KEY=VALUE",
-                                 "write e.g. --source-arg order_count=100")
-        spec.source_args[key] = yaml.safe_load(value)
+    _apply_source_args(spec, args)
     if args.retry_policy:
         try:
             spec.run_config["retry_policy"] = json.loads(args.retry_policy)
@@ -168,6 +162,49 @@ def _apply_overrides(spec: PipelineSpec, args: argparse.Namespace) -> None:
         spec.run_config["drain_deadline"] = args.drain_deadline
     if args.pipelines_dir:
         spec.pipelines_dir = args.pipelines_dir
+
+
+def _apply_source_args(spec: PipelineSpec, args: argparse.Namespace) -> None:
+    import yaml
+
+    for item in args.source_arg or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RunConfigError("--source-arg", f"{item!r} is not KEY=VALUE",
+                                 "write e.g. --source-arg order_count=100")
+        spec.source_args[key] = yaml.safe_load(value)
+
+
+# --- plan ------------------------------------------------------------------------------------
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The units a source decomposes into (`dlt_runner.decompose`), e.g. to write `units=`
+    for an Airflow task group so the DAG parse does not call the source."""
+    from dlt_runner.decompose import decompose
+    from dlt_runner.launch import data_factory
+
+    project: Optional[Project] = None
+    if ":" in args.target:
+        if not args.pipeline_name:
+            raise RunConfigError("--pipeline-name", "required when the target is a"
+                                 " module:source", f"pass --pipeline-name, or name a pipeline"
+                                 f" of {DEFAULT_CONFIG}")
+        spec = PipelineSpec(name=args.pipeline_name, source=args.target, destination=None)
+    else:
+        project = _project_or_fail(args)
+        spec = project.pipeline(args.target)
+    _apply_source_args(spec, args)
+    _import_paths(project)
+    plan = decompose(data_factory(spec), spec.name, first=args.first)
+    if args.json:
+        _print_json(plan.to_dict())
+        return ExitCode.SUCCESS
+    print(f"{spec.name}: {len(plan.units)} unit(s); {plan.first.name} runs first, alone, then"
+          " the others in parallel")
+    for unit in plan.units:
+        print(f"  {unit.pipeline_name:<32} {', '.join(unit.resources)}")
+    print(f"units={plan.groups()!r}")
+    return ExitCode.SUCCESS
 
 
 # --- validate, health, pending, traces ---------------------------------------------------------
@@ -384,6 +421,15 @@ def _parser() -> argparse.ArgumentParser:
     health.set_defaults(command=cmd_health)
     health.add_argument("pipeline", nargs="?")
     health.add_argument("--json", action="store_true")
+
+    plan = commands.add_parser("plan", help="the units a source decomposes into",
+                               parents=[common])
+    plan.set_defaults(command=cmd_plan)
+    plan.add_argument("target", help="a pipeline of the config file, or module:source")
+    plan.add_argument("--pipeline-name", help="the base pipeline name (module:source only)")
+    plan.add_argument("--source-arg", action="append", metavar="KEY=VALUE")
+    plan.add_argument("--first", metavar="UNIT", help="the unit to run alone first")
+    plan.add_argument("--json", action="store_true")
 
     for name, func, text in (("pending", cmd_pending, "pending load packages"),
                              ("traces", cmd_traces, "stored traces and fallback files")):

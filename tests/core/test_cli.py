@@ -232,3 +232,22 @@ def test_json_log_lines_on_stderr(project: Path) -> None:
     assert any("of pipeline shop started" in m for m in messages)
     assert any("Load shop" in m for m in messages)  # a progress line per step
     assert {entry["logger"] for entry in ours} == {"dlt_runner"}
+
+
+def test_plan_prints_the_units_a_source_decomposes_into(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'example_dags'}"
+    done = cli(tmp_path, "plan", "marketplace_source:marketplace_source", "--pipeline-name",
+               "market", "--first", "payments", "--source-arg", "rows=5", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["first"] == "payments"
+    assert [u["resources"] for u in plan["units"]] == [
+        ["payments"], ["customers"], ["products"], ["orders"], ["stores", "store_items"]]
+    assert plan["units"][4]["pipeline_name"] == "market__stores"
+    text = cli(tmp_path, "plan", "marketplace_source:marketplace_source", "--pipeline-name",
+               "market", env=env)
+    assert "units=[['customers'], ['products'], ['orders'], ['payments'], ['stores'," in (
+        text.stdout)
+    missing = cli(tmp_path, "plan", "marketplace_source:marketplace_source", env=env)
+    assert missing.returncode == 2 and "--pipeline-name" in missing.stdout + missing.stderr
