@@ -100,27 +100,26 @@ def decompose(
     """
     template = _template(source)
     check_pipeline_name(pipeline_name)
-    names = list(template.selected_resources)
-    if not names:
+    shape = _Shape.of(template)
+    if not shape.names:
         raise RunConfigError("source", "no resource is selected", "select at least one")
-    edges = _edges(template)
-    table_of = _static_tables(template)
-    computed = _components(names, edges, table_of)
     if units is None:
-        groups = computed
+        groups = shape.components
     else:
-        groups = [list(g) for g in check_units(units)]
-        _check_against(groups, names, computed, edges, table_of)
-    for name, table in table_of.items():
+        groups = check_units(units)
+        for group in groups:
+            shape.check_closed(group, "units")
+        missing = [n for n in shape.names if not any(n in g for g in groups)]
+        if missing:
+            raise RunConfigError("units", f"resources {missing} are in no unit",
+                                 "add them to a unit, or deselect them in the source")
+    for name, table in shape.table_of.items():
         if table is None:
             logger.warning(
                 "resource %s has a dynamic table name: if another unit writes the same table,"
                 " put both in one unit (units=...)", name)
-    plan_units = tuple(Unit(g[0], tuple(g), unit_pipeline_name(pipeline_name, g[0]))
-                       for g in groups)
-    plan_units = _first_to_front(plan_units, first)
-    _check_unique(plan_units)
-    tables = {u.name: tuple(sorted({t for r in u.resources if (t := table_of.get(r))}))
+    plan_units = _plan_units(pipeline_name, groups, first)
+    tables = {u.name: tuple(sorted({t for r in u.resources if (t := shape.table_of.get(r))}))
               for u in plan_units}
     return DecompositionPlan(pipeline_name, plan_units, template.name, tables)
 
@@ -131,24 +130,14 @@ def plan_from_units(
     """A plan from explicit resource groups without the source: DAG parse time. Each task
     checks its unit against the source when it runs (`unit_of`)."""
     check_pipeline_name(pipeline_name)
-    groups = check_units(units)
-    plan_units = tuple(Unit(g[0], tuple(g), unit_pipeline_name(pipeline_name, g[0]))
-                       for g in groups)
-    plan_units = _first_to_front(plan_units, first)
-    _check_unique(plan_units)
-    return DecompositionPlan(pipeline_name, plan_units)
+    return DecompositionPlan(pipeline_name, _plan_units(pipeline_name, check_units(units), first))
 
 
 def unit_of(source: Any, pipeline_name: str, resources: Sequence[str]) -> Unit:
     """The unit made of `resources`, checked against the source: what one task runs."""
     group = check_group(resources, "unit_resources")
-    template = _template(source)
-    names = list(template.selected_resources)
-    edges = _edges(template)
-    table_of = _static_tables(template)
-    _check_closed(group, names, _components(names, edges, table_of), edges, table_of,
-                  "unit_resources")
-    return Unit(group[0], tuple(group), unit_pipeline_name(pipeline_name, group[0]))
+    _Shape.of(_template(source)).check_closed(group, "unit_resources")
+    return _unit(pipeline_name, group)
 
 
 def unit_pipeline_name(pipeline_name: str, unit_name: str) -> str:
@@ -277,18 +266,50 @@ def _template(source: Any) -> Any:
     return template
 
 
-def _edges(template: Any) -> list[tuple[str, str]]:
-    """Parent -> transformer edges among the selected resources and their parents."""
-    return [(a, b) for a, b in template.resources.selected_dag if a != b]
+@dataclass(frozen=True)
+class _Shape:
+    """What decides the units: selected resources (source order), parent -> transformer
+    edges, static table names (None: computed per item) and the connected groups."""
 
+    names: list[str]
+    edges: list[tuple[str, str]]
+    table_of: dict[str, Optional[str]]
+    components: list[list[str]]
 
-def _static_tables(template: Any) -> dict[str, Optional[str]]:
-    """Table per selected resource; None when the name is computed per item."""
-    out: dict[str, Optional[str]] = {}
-    for name, resource in template.selected_resources.items():
-        table = resource.table_name
-        out[name] = table if isinstance(table, str) else None
-    return out
+    @classmethod
+    def of(cls, template: Any) -> "_Shape":
+        names = list(template.selected_resources)
+        # selected_dag includes the parents of selected transformers, selected or not
+        edges = [(a, b) for a, b in template.resources.selected_dag if a != b]
+        table_of: dict[str, Optional[str]] = {}
+        for name, resource in template.selected_resources.items():
+            table = resource.table_name
+            table_of[name] = table if isinstance(table, str) else None
+        return cls(names, edges, table_of, _components(names, edges, table_of))
+
+    def check_closed(self, group: list[str], field_name: str) -> None:
+        """A group must hold whole components: no transformer without its parents, no
+        table written from two groups."""
+        unknown = [n for n in group if n not in self.names]
+        if unknown:
+            raise RunConfigError(field_name, f"{unknown} are not selected resources of the"
+                                 " source", f"use names from {self.names}")
+        for component in self.components:
+            inside = [n for n in component if n in group]
+            if inside and len(inside) < len(component):
+                outside = [n for n in component if n not in group]
+                raise RunConfigError(
+                    field_name,
+                    f"{inside} and {outside} must be in one unit: {self._why(inside, outside)}",
+                    f"put {component} in one unit",
+                )
+
+    def _why(self, inside: list[str], outside: list[str]) -> str:
+        for a, b in self.edges:
+            if (a in inside and b in outside) or (a in outside and b in inside):
+                return (f"{b!r} is a transformer of {a!r} (apart, {a!r} would be extracted"
+                        " twice and written by two units)")
+        return "they write the same table, which two units must not load at the same time"
 
 
 def _components(
@@ -304,17 +325,14 @@ def _components(
             x = parent[x]
         return x
 
-    def union(a: str, b: str) -> None:
-        parent[find(a)] = find(b)
-
     for a, b in edges:
-        union(a, b)
+        parent[find(a)] = find(b)
     by_table: dict[str, str] = {}
     for name in names:
         table = table_of.get(name)
         if table is not None:
             if table in by_table:
-                union(name, by_table[table])
+                parent[find(name)] = find(by_table[table])
             by_table.setdefault(table, name)
     groups: dict[str, list[str]] = {}
     for name in names:
@@ -322,52 +340,16 @@ def _components(
     return list(groups.values())
 
 
-def _check_against(
-    groups: list[list[str]],
-    names: list[str],
-    computed: list[list[str]],
-    edges: list[tuple[str, str]],
-    table_of: Mapping[str, Optional[str]],
-) -> None:
-    for group in groups:
-        _check_closed(group, names, computed, edges, table_of, "units")
-    missing = [n for n in names if not any(n in g for g in groups)]
-    if missing:
-        raise RunConfigError("units", f"resources {missing} are in no unit",
-                             "add them to a unit, or deselect them in the source")
+def _unit(pipeline_name: str, group: list[str]) -> Unit:
+    return Unit(group[0], tuple(group), unit_pipeline_name(pipeline_name, group[0]))
 
 
-def _check_closed(
-    group: list[str],
-    names: list[str],
-    computed: list[list[str]],
-    edges: list[tuple[str, str]],
-    table_of: Mapping[str, Optional[str]],
-    field_name: str,
-) -> None:
-    unknown = [n for n in group if n not in names]
-    if unknown:
-        raise RunConfigError(field_name, f"{unknown} are not selected resources of the"
-                             " source", f"use names from {names}")
-    for component in computed:
-        inside = [n for n in component if n in group]
-        if inside and len(inside) < len(component):
-            outside = [n for n in component if n not in group]
-            why = _why(inside, outside, edges, table_of)
-            raise RunConfigError(
-                field_name,
-                f"{inside} and {outside} must be in one unit: {why}",
-                f"put {component} in one unit",
-            )
-
-
-def _why(inside: list[str], outside: list[str], edges: list[tuple[str, str]],
-         table_of: Mapping[str, Optional[str]]) -> str:
-    for a, b in edges:
-        if (a in inside and b in outside) or (a in outside and b in inside):
-            return (f"{b!r} is a transformer of {a!r} (apart, {a!r} would be extracted twice"
-                    " and written by two units)")
-    return "they write the same table, which two units must not load at the same time"
+def _plan_units(
+    pipeline_name: str, groups: list[list[str]], first: Optional[str]
+) -> tuple[Unit, ...]:
+    units = _first_to_front(tuple(_unit(pipeline_name, g) for g in groups), first)
+    _check_unique(units)
+    return units
 
 
 def _first_to_front(units: tuple[Unit, ...], first: Optional[str]) -> tuple[Unit, ...]:
