@@ -40,7 +40,7 @@ chaos: install postgres
 	$(BIN)/python -m tests.e2e.chaos --cases $(N) --seed $(SEED)
 
 # side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed
-BENCHES ?= overhead parse_cost peers drain resume throughput
+BENCHES ?= overhead parse_cost peers drain resume throughput decompose
 bench: install
 	@status=0; for b in $(BENCHES); do \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || status=1; done; exit $$status

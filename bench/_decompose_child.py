@@ -32,7 +32,7 @@ QUICK, QUICK_ROWS = "regions", 5
 
 
 @dlt.source(name="bench_decompose")
-def bench_source(rows: int = 80, latency: float = 0.5, page_size: int = 10) -> Any:
+def bench_source(rows: int = 80, latency: float = 0.75, page_size: int = 10) -> Any:
     """Four I/O-bound resources (`rows` rows, a `latency` sleep per page: an API call) and one
     quick lookup table (`QUICK_ROWS` rows, one call), listed last: the default first unit is a
     slow one."""

@@ -6,7 +6,7 @@ API call) and one quick lookup table, listed last. Every task is its own child p
 orchestrator task is; the parallel layouts run the first unit alone, then all others at once
 (what the Airflow task group and the Dagster multiprocess executor do).
 
-    python bench/decompose.py [--rows 80] [--latency 0.5] [--page-size 10] [--rounds 2]
+    python bench/decompose.py [--rows 80] [--latency 0.75] [--page-size 10] [--rounds 2]
 Target: units in parallel with the quick unit first / units one after another <= 0.5 (wall).
 """
 
@@ -33,19 +33,19 @@ SERIAL, ONE_TASK = "units, serial", "one task"
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=80, help="rows per slow resource")
-    parser.add_argument("--latency", type=float, default=0.5, help="seconds slept per page")
+    parser.add_argument("--latency", type=float, default=0.75, help="seconds slept per page")
     parser.add_argument("--page-size", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-targets", action="store_true", help="report only (smoke runs)")
     args = parser.parse_args()
 
     import duckdb
-    from _decompose_child import QUICK, QUICK_ROWS, SLOW, bench_source, unit_seconds
+    from _decompose_child import PIPELINE, QUICK, QUICK_ROWS, SLOW, bench_source, unit_seconds
 
     from dlt_runner.decompose import decompose
 
-    plan = decompose(bench_source, "bench_decompose")
-    quick_first = decompose(bench_source, "bench_decompose", first=QUICK)
+    plan = decompose(bench_source, PIPELINE)
+    quick_first = decompose(bench_source, PIPELINE, first=QUICK)
     env = {**os.environ, "PYTHONPATH": _common.REPO}
     numbers = [str(args.rows), str(args.latency), str(args.page_size)]
     tasks: dict[str, list[list[dict[str, Any]]]] = {}  # variant -> rounds -> task reports
@@ -97,7 +97,10 @@ def main() -> int:
             quick_first.first.name, [[quick_first.first.name], [u.name for u in quick_first.rest]]),
     }
     variants = {name: run(name, waves) for name, (_, waves) in layouts.items()}
-    seconds = alternating(variants, args.rounds)
+    cpu: dict[str, list[float]] = {}
+    load_before = os.getloadavg()[0]
+    seconds = alternating(variants, args.rounds, cpu)
+    load_after = os.getloadavg()[0]
     serial, one = median(seconds[SERIAL]), median(seconds[ONE_TASK])
 
     def per_round(name: str, key: str, how: Any) -> str:
@@ -107,19 +110,20 @@ def main() -> int:
     print(f"## Decompose: {len(SLOW)} units of {sleeps:g} s of I/O each + 1 quick unit"
           f" ({args.latency:g} s) into DuckDB, {args.rounds} rounds, medians\n")
     print(table(
-        ["variant", "first unit", "wall s", "vs serial", "vs one task", "task start s",
+        ["variant", "first unit", "wall s", "vs serial", "vs one task", "CPU s", "task start s",
          "DuckDB wait s (sum)", "DuckDB held s (sum)"],
         [[name, layouts[name][0], f"{median(s):.2f}", f"{median(s) / serial:.3f}x",
-          f"{median(s) / one:.3f}x", per_round(name, "ready", max),
+          f"{median(s) / one:.3f}x", f"{median(cpu[name]):.1f}", per_round(name, "ready", max),
           per_round(name, "wait", sum), per_round(name, "held", sum)]
          for name, s in seconds.items()]))
-    print("\ntask start: slowest spawn-to-ready of a task (interpreter and imports). DuckDB wait"
-          " and held: the file lock that serializes the units' DuckDB across processes (one"
-          " task uses plain DuckDB).")
+    print("\nCPU: of all the tasks' processes. Task start: the slowest spawn-to-ready of a task"
+          " (interpreter and imports). DuckDB wait and held: the file lock that serializes the"
+          " units' DuckDB across processes (one task uses plain DuckDB).")
     targets = Targets()
     targets.check("parallel (quick first unit) / serial, wall",
                   median(seconds["units, parallel, quick first"]) / serial, 0.5)
-    print("\n" + targets.report() + f"\n\nmachine: {machine()}")
+    print("\n" + targets.report() + f"\n\nmachine: {machine()}; 1-minute load average"
+          f" {load_before:.1f} before, {load_after:.1f} after (parallel tasks need idle cores)")
     return 0 if args.no_targets else targets.exit_code()
 
 

@@ -82,3 +82,6 @@ def test_the_airflow_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "trace went: duckdb:" in out.stdout
     db = tmp_path / "demo" / "shop_airflow.duckdb"
     assert query(db, "SELECT count(*) FROM shop_api.orders") == [(200,)]
+    assert "dag.test(dlt_marketplace_decomposed): success" in out.stdout
+    assert "marketplace.stores       success  pipeline marketplace__stores:" in out.stdout
+    assert query(db, "SELECT count(*) FROM marketplace.store_items") == [(80,)]

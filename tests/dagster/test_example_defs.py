@@ -173,7 +173,9 @@ def test_the_demo_script_materializes_everything(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(EXAMPLES / "dagster_demo.py")], env=env,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count(": success") == 3
+    assert done.stdout.count(": success") == 4
+    assert "materialize(5 units of marketplace_assets): success" in done.stdout
+    assert "80 rows loaded into marketplace.store_items" in done.stdout
     assert "100 rows loaded into shop.orders" in done.stdout
     assert "trace went: duckdb:shop_traces.shop_dagster_trace" in done.stdout
     assert (tmp_path / "demo" / "dagster_home" / "dagster.yaml").exists()
