@@ -188,8 +188,8 @@ def test_units_run_in_parallel_from_empty_load_every_row_once_and_keep_their_own
             return lambda sql: _pg_query(server.dsn(), sql)
 
     # first runs from an empty dataset (new working folders too): PostgreSQL is where parallel
-    # first loads race to create dlt's tables, so it gets three; DuckDB is serialized anyway
-    for round_ in range(3 if destination == "postgres" else 1):
+    # first loads race to create dlt's tables
+    for round_ in range(2):
         dataset = f"market_{destination}_{round_}"
         env.update(DATASET=dataset, PIPELINES_DIR=str(tmp_path / f"pipelines_{round_}"))
         reports = _orchestrate(env, rows=40)
