@@ -124,17 +124,10 @@ class DltRunOperator(BaseOperator):
         from dlt_runner.report import load_info_to_dict
         from dlt_runner.retry import is_terminal
 
-        factory = self._factory()
-        source_kwargs = dict(self.source_kwargs)
-
-        def data() -> Any:
-            return factory(**source_kwargs)
-
-        pipeline = self._pipeline()
-        if self.unit_resources is not None:
-            unit = decompose.unit_of(data(), self.pipeline_name, self.unit_resources)
-            pipeline = decompose.unit_pipeline(pipeline, unit)
-            data = decompose.unit_source(data, unit)
+        try:
+            pipeline, data = self._pipeline_and_data()
+        except validate.RunConfigError as ex:  # a retry would fail the same way
+            raise AirflowFailException(str(ex)) from ex
         self._runner = Runner(
             pipeline,
             RunConfig(
@@ -174,6 +167,20 @@ class DltRunOperator(BaseOperator):
             self._runner.cancel("Airflow asked the task to stop (on_kill)")
 
     # --- building blocks ------------------------------------------------------------------
+
+    def _pipeline_and_data(self) -> tuple[Any, Callable[[], Any]]:
+        """The pipeline and what it extracts (a fresh source per attempt); for a unit of a
+        decomposed source, the unit's own pipeline and only its resources."""
+        factory = self._factory()
+        source_kwargs = dict(self.source_kwargs)
+
+        def data() -> Any:
+            return factory(**source_kwargs)
+
+        if self.unit_resources is None:
+            return self._pipeline(), data
+        unit = decompose.unit_of(data(), self.pipeline_name, self.unit_resources)
+        return decompose.unit_pipeline(self._pipeline(), unit), decompose.unit_source(data, unit)
 
     def _factory(self) -> Callable[..., Any]:
         if callable(self.source):
