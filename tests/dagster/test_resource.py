@@ -45,19 +45,29 @@ def _events(result: Any, kind: str) -> list[Any]:
     return [e for e in result.all_events if e.event_type_value == kind]
 
 
+def _faulty_items_assets(
+    name: str, plan: FaultPlan, counter: dict[str, int], max_retries: int, tmp_path: Path,
+    pipelines_dir: str,
+) -> tuple[dlt.Pipeline, Any]:
+    """The items source into a fault-injecting DuckDB sink, as assets under a RetryPolicy."""
+    pipeline = dlt.pipeline(name, destination=faulty_duckdb(tmp_path / "d.duckdb", plan),
+                            pipelines_dir=pipelines_dir)
+
+    @dlt_runner_assets(dlt_source=items_source(counter), dlt_pipeline=pipeline,
+                       retry_policy=RetryPolicy(max_retries=max_retries))
+    def items_assets(context: AssetExecutionContext, dlt: DltRunnerResource) -> Any:
+        yield from dlt.run(context=context)
+
+    return pipeline, items_assets
+
+
 def test_a_transient_failure_left_by_the_runner_is_retried_by_dagster_without_reextracting(
     tmp_path: Path, pipelines_dir: str
 ) -> None:
     plan = FaultPlan(transient_failures=1)
     counter = {"extractions": 0}
-    pipeline = dlt.pipeline("dg_transient", destination=faulty_duckdb(tmp_path / "d.duckdb", plan),
-                            pipelines_dir=pipelines_dir)
-
-    @dlt_runner_assets(dlt_source=items_source(counter), dlt_pipeline=pipeline,
-                       retry_policy=RetryPolicy(max_retries=2))
-    def items_assets(context: AssetExecutionContext, dlt: DltRunnerResource) -> Any:
-        yield from dlt.run(context=context)
-
+    _, items_assets = _faulty_items_assets("dg_transient", plan, counter, 2, tmp_path,
+                                           pipelines_dir)
     result = materialize([items_assets], resources={"dlt": DltRunnerResource()})
     assert result.success
     assert len(_events(result, "STEP_RESTARTED")) == 1 == len(_events(result, "STEP_UP_FOR_RETRY"))
@@ -73,14 +83,8 @@ def test_a_terminal_failure_fails_once_despite_a_retry_policy(
 ) -> None:
     plan = FaultPlan(poison_ids={3})
     counter = {"extractions": 0}
-    pipeline = dlt.pipeline("dg_terminal", destination=faulty_duckdb(tmp_path / "d.duckdb", plan),
-                            pipelines_dir=pipelines_dir)
-
-    @dlt_runner_assets(dlt_source=items_source(counter), dlt_pipeline=pipeline,
-                       retry_policy=RetryPolicy(max_retries=3))
-    def items_assets(context: AssetExecutionContext, dlt: DltRunnerResource) -> Any:
-        yield from dlt.run(context=context)
-
+    pipeline, items_assets = _faulty_items_assets("dg_terminal", plan, counter, 3, tmp_path,
+                                                  pipelines_dir)
     result = materialize([items_assets], resources={"dlt": DltRunnerResource(
         retry_policy={"type": "fixed", "max_attempts": 3, "wait": 0})}, raise_on_error=False)
     assert not result.success
