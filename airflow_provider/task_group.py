@@ -91,7 +91,7 @@ def _plan(
     if units is not None:
         return decompose.plan_from_units(pipeline_name, units, first)
     if not callable(source):
-        source = validate.load_object(validate.import_path(source, "source"), "source")
+        source = validate.load_object(source, "source")
     try:
         template = source(**source_kwargs)
     except Exception as ex:

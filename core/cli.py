@@ -183,18 +183,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from dlt_runner.decompose import decompose
     from dlt_runner.launch import data_factory
 
-    project: Optional[Project] = None
     if ":" in args.target:
         if not args.pipeline_name:
             raise RunConfigError("--pipeline-name", "required when the target is a"
                                  " module:source", f"pass --pipeline-name, or name a pipeline"
                                  f" of {DEFAULT_CONFIG}")
         spec = PipelineSpec(name=args.pipeline_name, source=args.target, destination=None)
+        _import_paths(None)
     else:
-        project = _project_or_fail(args)
-        spec = project.pipeline(args.target)
+        spec = _project_or_fail(args).pipeline(args.target)  # it sets the import paths
     _apply_source_args(spec, args)
-    _import_paths(project)
     plan = decompose(data_factory(spec), spec.name, first=args.first)
     if args.json:
         _print_json(plan.to_dict())

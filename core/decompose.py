@@ -98,7 +98,7 @@ def decompose(
     :param first: the unit (or a resource of it) to run alone before the others; pick a
         quick one. Default: the first unit in source order.
     """
-    template = _template(source)
+    template = source_template(source)
     check_pipeline_name(pipeline_name)
     shape = _Shape.of(template)
     if not shape.names:
@@ -136,7 +136,7 @@ def plan_from_units(
 def unit_of(source: Any, pipeline_name: str, resources: Sequence[str]) -> Unit:
     """The unit made of `resources`, checked against the source: what one task runs."""
     group = check_group(resources, "unit_resources")
-    _Shape.of(_template(source)).check_closed(group, "unit_resources")
+    _Shape.of(source_template(source)).check_closed(group, "unit_resources")
     return _unit(pipeline_name, group)
 
 
@@ -191,6 +191,21 @@ def check_group(group: Any, field_name: str) -> list[str]:
     return names
 
 
+def source_template(source: Any, field_name: str = "source") -> Any:
+    """The source's shape: the source itself, or one call of its factory."""
+    from dlt.extract import DltSource
+
+    template = source() if callable(source) and not isinstance(source, DltSource) else source
+    if not isinstance(template, DltSource):
+        raise RunConfigError(
+            field_name, f"expected a dlt source or a factory returning one, got"
+            f" {type(template).__name__}",
+            "pass the result of a @dlt.source function, or the function itself (called again"
+            " for every extract attempt)",
+        )
+    return template
+
+
 def unit_source(source: Any, unit: Unit) -> Callable[[], Any]:
     """What a unit extracts: a fresh source per call, restricted to the unit's resources (a
     retried extract starts from the beginning). `source` is a dlt source (cloned) or a factory
@@ -206,29 +221,30 @@ def unit_source(source: Any, unit: Unit) -> Callable[[], Any]:
 
 def unit_pipeline(template: Any, unit: Unit) -> Any:
     """The unit's pipeline: the template's destination, staging, dataset and pipelines folder
-    under the unit's own name (and so its own working folder and state).
+    under the unit's own name (and so its own working folder and state)."""
+    return unit_pipelines(template, [unit])[0]
+
+
+def unit_pipelines(template: Any, units: Iterable[Unit]) -> list[Any]:
+    """`unit_pipeline` for several units, resolving the shared destination once.
 
     DuckDB: dlt would name the file after each unit's pipeline (one database per unit), and a
-    DuckDB file takes one writer process; the unit gets the template's file, serialized.
+    DuckDB file takes one writer process; the units get the template's file, serialized.
     """
     import dlt
 
     if getattr(template, "dev_mode", False):
         raise RunConfigError("dlt_pipeline", "dev_mode=True gives every unit its own random"
                              " dataset", "decompose a pipeline without dev_mode")
-    destination = template.destination
-    if destination is None:
+    if template.destination is None:
         raise RunConfigError("dlt_pipeline", "has no destination", "pass destination= to"
                              " dlt.pipeline(): the units share it")
+    destination = shared_destination(template)
     dataset_name = template.dataset_name or (template.pipeline_name
                                              + template.DEFAULT_DATASET_SUFFIX)
-    return dlt.pipeline(
-        pipeline_name=unit.pipeline_name,
-        destination=shared_destination(template),
-        staging=template.staging,
-        dataset_name=dataset_name,
-        pipelines_dir=template.pipelines_dir,
-    )
+    return [dlt.pipeline(pipeline_name=unit.pipeline_name, destination=destination,
+                         staging=template.staging, dataset_name=dataset_name,
+                         pipelines_dir=template.pipelines_dir) for unit in units]
 
 
 def shared_destination(template: Any) -> Any:
@@ -250,20 +266,6 @@ def shared_destination(template: Any) -> Any:
 
 
 # --- grouping -----------------------------------------------------------------------------
-
-
-def _template(source: Any) -> Any:
-    from dlt.extract import DltSource
-
-    template = source() if callable(source) and not isinstance(source, DltSource) else source
-    if not isinstance(template, DltSource):
-        raise RunConfigError(
-            "source", f"expected a dlt source or a factory returning one, got"
-            f" {type(template).__name__}",
-            "decompose the result of a @dlt.source function (a single resource is one unit:"
-            " run it without decomposition)",
-        )
-    return template
 
 
 @dataclass(frozen=True)

@@ -115,13 +115,13 @@ def dlt_runner_assets(
     from dlt_runner import decompose as decomposition
 
     check_pipeline(dlt_pipeline)
-    template = SourceUnit.build(dlt_source, dlt_pipeline, translator).template
+    template = decomposition.source_template(dlt_source, "dlt_source")
     plan = decomposition.decompose(template, dlt_pipeline.pipeline_name, units=units,
                                    first=first)
+    pipelines = decomposition.unit_pipelines(dlt_pipeline, plan.units)
     parts: list[tuple[decomposition.Unit, list[AssetSpec], AssetsBinding]] = []
-    for unit_plan in plan.units:
+    for unit_plan, pipeline in zip(plan.units, pipelines, strict=True):
         source = decomposition.unit_source(dlt_source, unit_plan)
-        pipeline = decomposition.unit_pipeline(dlt_pipeline, unit_plan)
         shape = template.clone().with_resources(*unit_plan.resources)
         specs = list(SourceUnit.build(source, pipeline, translator, shape).specs.values())
         parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator)))

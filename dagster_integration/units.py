@@ -14,6 +14,7 @@ from typing import Any, Optional
 from dagster import AssetKey, AssetSpec
 
 from dlt_runner.dagster_integration.translator import DltResourceTranslatorData
+from dlt_runner.decompose import source_template
 from dlt_runner.tables import table_of
 from dlt_runner.validate import RunConfigError
 
@@ -31,18 +32,8 @@ class SourceUnit:
     def build(cls, source: Any, pipeline: Any, translator: Any,
               template: Any = None) -> "SourceUnit":
         """`template`: the source's shape when the caller already has it (no factory call)."""
-        from dlt.extract import DltSource
-
         if template is None:
-            template = (source() if callable(source) and not isinstance(source, DltSource)
-                        else source)
-        if not isinstance(template, DltSource):
-            raise RunConfigError(
-                "dlt_source",
-                f"expected a dlt source or a factory returning one, got {type(template).__name__}",
-                "pass the result of a @dlt.source function, or the function itself (called"
-                " again for every extract attempt)",
-            )
+            template = source_template(source, "dlt_source")
         check_pipeline(pipeline)
         if not callable(getattr(translator, "get_asset_spec", None)):
             raise RunConfigError(
