@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -23,15 +22,31 @@ import tenacity
 from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
 from dlt_runner.cancel import Cancellation, TDeadline, hard_stop_of, is_drain
 from dlt_runner.config import RunConfig, TOnTerminalPackage
-from dlt_runner.errors import RunCancelled, RunConfigError, RunnerError, TerminalPackageError
+from dlt_runner.errors import (
+    PendingPackageError,
+    RunCancelled,
+    RunConfigError,
+    RunnerError,
+    TerminalPackageError,
+    one_line,
+)
 from dlt_runner.indoubt import resolve_in_doubt_jobs
 from dlt_runner.lock import pipeline_lock
 from dlt_runner.log import logger
+from dlt_runner.packages import (
+    destination_rows,
+    keep_pending,
+    pending_load_ids,
+    raise_if_pending,
+    restore_from_packages,
+    without_sync,
+)
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
 from dlt_runner.retry import (
     TRetryPolicyArg,
     bind_retrying,
     failed_step,
+    is_cancellation,
     is_package_failure,
 )
 from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
@@ -65,6 +80,8 @@ class _RunState:
     records: list[AttemptRecord] = field(default_factory=list)
     aborted_load_ids: list[str] = field(default_factory=list)
     normalized_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    inherited: set[str] = field(default_factory=set)
+    """Load ids pending when the run started: packages an earlier run left behind."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
@@ -136,9 +153,10 @@ class Runner:
                         self.config.lock_timeout,
                         self._cancellation.raise_if_requested,
                     ):
-                        self._run_phases(
-                            state, callbacks, data, run_key, dest_kwargs, data_kwargs
-                        )
+                        with keep_pending(pipeline):
+                            self._run_phases(
+                                state, callbacks, data, run_key, dest_kwargs, data_kwargs
+                            )
                 finally:
                     cancel_reason = self._cancellation.reason
                     cancel_signal = self._cancellation.signal
@@ -151,7 +169,7 @@ class Runner:
             elif cancel_reason and is_drain(ex):
                 error = RunCancelled(
                     cancel_reason,
-                    pending_load_ids=_pending_load_ids(pipeline),
+                    pending_load_ids=pending_load_ids(pipeline),
                     signal=cancel_signal,
                 )
             else:
@@ -178,6 +196,7 @@ class Runner:
     ) -> None:
         pipeline = self.pipeline
         state.normalized_rows = read_pending_rows(pipeline)
+        state.inherited = set(pending_load_ids(pipeline))
         # pending data extracted by an earlier call with this key is this call's data
         resumes = (
             run_key is not None
@@ -204,6 +223,7 @@ class Runner:
             if is_package_failure(ex):
                 raise self._terminal_package_error(ex, None) from ex
             raise
+        raise_if_pending(pipeline, reason="the run ended without loading them")
         write_run_key(pipeline, None)
 
     def _finish(
@@ -218,7 +238,13 @@ class Runner:
             pipeline=self.pipeline,
             started_at=state.started_at,
             attempts=state.records,
-            pending_load_ids=_pending_load_ids(self.pipeline),
+            finalized={
+                load_id: state.normalized_rows.get(load_id, {})
+                for record in state.records
+                for load_id in record.load_ids
+                if load_id in state.inherited
+            },
+            pending_load_ids=pending_load_ids(self.pipeline),
             aborted_load_ids=state.aborted_load_ids,
             in_doubt_jobs=state.in_doubt_jobs,
             exception=error,
@@ -239,29 +265,38 @@ class Runner:
         pipeline = self.pipeline
         if not pipeline.has_pending_data:
             return
+        restore_from_packages(pipeline)
         state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline))
-        pending = _pending_load_ids(pipeline)
+        pending = pending_load_ids(pipeline)
         logger.info(
             "pipeline %s has pending packages %s: loading them before new data",
             pipeline.pipeline_name,
             pending,
         )
         try:
-            with _no_destination_sync(pipeline):
+            with without_sync(pipeline):
                 state.last_result = self._run_phase(
                     state, callbacks, "finalize", lambda: pipeline.run(**dest_kwargs)
                 )
         except Exception as ex:
-            if not is_package_failure(ex):
+            if is_package_failure(ex):
+                if self.config.on_terminal_package == "fail":
+                    raise self._terminal_package_error(ex, pending) from ex
+                self._abort_pending(state, getattr(ex, "load_id", None), ex)
+            elif failed_step(ex) == "normalize" and not is_cancellation(ex):
+                # a package that cannot be normalized fails the same way on every try
+                raise PendingPackageError(
+                    pipeline.pipeline_name, pending, pipeline.pipelines_dir,
+                    f"normalizing failed ({one_line(ex)})",
+                ) from ex
+            else:
                 raise
-            if self.config.on_terminal_package == "fail":
-                raise self._terminal_package_error(ex, pending) from ex
-            self._abort_pending(state, getattr(ex, "load_id", None), ex)
+        raise_if_pending(pipeline, pending)
 
     def _terminal_package_error(
         self, ex: Exception, pending: Optional[list[str]]
     ) -> TerminalPackageError:
-        pending = pending if pending is not None else _pending_load_ids(self.pipeline)
+        pending = pending if pending is not None else pending_load_ids(self.pipeline)
         load_id = getattr(ex, "load_id", None) or (pending[0] if pending else None)
         return TerminalPackageError(
             self.pipeline.pipeline_name, load_id, self.pipeline.pipelines_dir, ex
@@ -269,7 +304,7 @@ class Runner:
 
     def _abort_pending(self, state: _RunState, load_id: Optional[str], ex: Exception) -> None:
         pipeline = self.pipeline
-        before = set(_pending_load_ids(pipeline))
+        before = set(pending_load_ids(pipeline))
         logger.error(
             "ABORTING pending load packages %s of pipeline %s: package %s failed terminally"
             " (%s). Their data is NOT loaded; fix the cause and re-extract it if you need it.",
@@ -279,7 +314,7 @@ class Runner:
             type(ex).__name__,
         )
         pipeline.abort_packages()
-        state.aborted_load_ids.extend(sorted(before - set(_pending_load_ids(pipeline))))
+        state.aborted_load_ids.extend(sorted(before - set(pending_load_ids(pipeline))))
 
     def _clean_folder(self) -> None:
         pipeline = self.pipeline
@@ -287,6 +322,8 @@ class Runner:
             "run_from_clean_folder: dropping %s and syncing state from the destination",
             pipeline.working_dir,
         )
+        # finalize loaded them first; never drop what it could not
+        raise_if_pending(pipeline, reason="run_from_clean_folder would drop them")
         with keep_runner_files(pipeline):
             pipeline.drop()
         pipeline.sync_destination()
@@ -299,7 +336,9 @@ class Runner:
         def call() -> Any:
             if pipeline.has_pending_data:
                 # an earlier attempt extracted our data and failed later: finish that package
-                return pipeline.run(**dest_kwargs)
+                restore_from_packages(pipeline)
+                with without_sync(pipeline):
+                    return pipeline.run(**dest_kwargs)
             payload = data
             if _is_factory(data):
                 try:
@@ -382,9 +421,10 @@ class Runner:
                 started_at,
                 trace,
                 error,
-                _pending_load_ids(pipeline),
+                pending_load_ids(pipeline),
                 state.normalized_rows,
                 cancelled=error is not None and is_drain(error),
+                count_rows=lambda load_ids: destination_rows(pipeline, load_ids),
             )
             state.records.append(record)
             write_pending_rows(pipeline, {
@@ -474,46 +514,26 @@ def runner(
     )
 
 
-@contextmanager
-def _no_destination_sync(pipeline: Any) -> Iterator[None]:
-    """Finalizes without dlt's state sync, which would throw the pending packages away.
-
-    `pipeline.run()` syncs from the destination first; when the dataset does not exist yet
-    (the process that extracted died before its first load) dlt wipes the working folder,
-    pending packages included. Loading them needs no sync: they carry their own state. The
-    next `run(data)` syncs as usual. Guarded by test_pending_and_clean_folder.
-    """
-    restored = getattr(pipeline, "_state_restored", None)
-    if restored is None:
-        yield
-        return
-    pipeline._state_restored = True
-    try:
-        yield
-    finally:
-        pipeline._state_restored = restored
-
-
 def _is_factory(data: Any) -> bool:
     from dlt.extract import DltResource, DltSource
 
     return callable(data) and not isinstance(data, (DltSource, DltResource))
 
 
-def _pending_load_ids(pipeline: Any) -> list[str]:
-    try:
-        return sorted(
-            {*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()}
-        )
-    except Exception:
-        return []
-
-
 def _log_summary(report: RunReport) -> None:
     rows = ", ".join(f"{t}={n}" for t, n in sorted(report.row_counts.items())) or "no rows"
     log = {"success": logger.info, "cancelled": logger.warning}.get(report.status, logger.error)
+    finalized = ""
+    if report.finalized_load_ids:
+        rows_before = ", ".join(
+            f"{t}={n}" for t, n in sorted(report.finalized_row_counts.items())
+        )
+        finalized = (
+            f"; finalized packages {report.finalized_load_ids} of an earlier run"
+            f" ({rows_before or 'no rows'})"
+        )
     log(
-        "run %s of pipeline %s: %s after %d attempt(s) in %.1f s; %s; load ids %s; trace: %s",
+        "run %s of pipeline %s: %s after %d attempt(s) in %.1f s; %s; load ids %s%s; trace: %s",
         report.run_id,
         report.pipeline_name,
         report.status,
@@ -521,6 +541,7 @@ def _log_summary(report: RunReport) -> None:
         report.duration_s,
         rows,
         report.load_ids,
+        finalized,
         report.trace_location or "not stored",
     )
 

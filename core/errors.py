@@ -14,7 +14,14 @@ from dlt.common.exceptions import TerminalException
 
 from dlt_runner.validate import RunConfigError, RunnerError
 
-__all__ = ["RunCancelled", "RunConfigError", "RunnerError", "TerminalPackageError", "abort_command"]
+__all__ = [
+    "PendingPackageError",
+    "RunCancelled",
+    "RunConfigError",
+    "RunnerError",
+    "TerminalPackageError",
+    "abort_command",
+]
 
 if TYPE_CHECKING:
     from dlt_runner.report import RunReport
@@ -44,6 +51,30 @@ class TerminalPackageError(RunnerError, TerminalException):
             f" and fail again until the cause is fixed or the package is aborted. To abort it"
             f" (its data is not loaded): {abort_command(pipeline_name, pipelines_dir, load_id)}"
             " or run the runner with on_terminal_package='abort'."
+        )
+
+
+class PendingPackageError(RunnerError, TerminalException):
+    """Pending load packages that the runner could not load and will not report as loaded.
+
+    Nothing is dropped: the packages stay pending until the cause is fixed or they are aborted.
+    Retrying the same run meets the same packages, so this is never retried.
+    """
+
+    def __init__(
+        self, pipeline_name: str, load_ids: Sequence[str], pipelines_dir: str, reason: str
+    ) -> None:
+        self.pipeline_name = pipeline_name
+        self.load_ids = list(load_ids)
+        self.pipelines_dir = pipelines_dir
+        first = self.load_ids[0] if self.load_ids else None
+        abort = abort_command(pipeline_name, pipelines_dir, first)
+        super().__init__(
+            f"Pipeline {pipeline_name!r}: pending load packages {self.load_ids} were not loaded:"
+            f" {reason}. They stay pending and nothing was dropped. Inspect one with"
+            f" `dlt pipeline --pipelines-dir {shlex.quote(pipelines_dir)}"
+            f" {shlex.quote(pipeline_name)} load-package {first}`; to abort it and every newer"
+            f" package (their data is not loaded): {abort}."
         )
 
 

@@ -7,6 +7,7 @@ right after each attempt, because `pipeline.last_trace` is replaced by the next 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Optional
@@ -81,11 +82,13 @@ def record_attempt(
     pending_load_ids: list[str],
     normalized_rows: dict[str, dict[str, int]],
     cancelled: bool = False,
+    count_rows: Optional[Callable[[list[str]], dict[str, dict[str, int]]]] = None,
 ) -> AttemptRecord:
     """Builds an `AttemptRecord` from a dlt trace (None when dlt made none) and the outcome.
 
     `normalized_rows` ({load_id: {table: rows}}) lives as long as the run: a package is often
     normalized by one attempt and loaded by the next, and rows count when they are loaded.
+    `count_rows` counts loaded packages whose normalize counts were lost with a killed process.
     """
     status: TStatus = "cancelled" if cancelled else ("failed" if exception else "success")
     record = AttemptRecord(
@@ -117,6 +120,9 @@ def record_attempt(
         _add_load_info(record, load_info)
     if exception is not None:
         _add_terminal_job_error(record, exception)
+    unknown = [load_id for load_id in record.load_ids if load_id not in normalized_rows]
+    if unknown and count_rows is not None:
+        normalized_rows.update(count_rows(unknown))
     for load_id in record.load_ids:
         for table, count in normalized_rows.get(load_id, {}).items():
             record.row_counts[table] = record.row_counts.get(table, 0) + count
@@ -211,6 +217,10 @@ class RunReport:
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     pending_load_ids: list[str] = field(default_factory=list)
     aborted_load_ids: list[str] = field(default_factory=list)
+    finalized_load_ids: list[str] = field(default_factory=list)
+    """Packages an earlier run left pending (a crash, a cancel) that this run loaded first."""
+    finalized_row_counts: dict[str, int] = field(default_factory=dict)
+    """Rows per table of `finalized_load_ids`; also counted in `row_counts`."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     """Jobs a killed process had committed without dlt knowing: marked completed, not re-run."""
     error: Optional[dict[str, Any]] = None
@@ -232,6 +242,7 @@ class RunReport:
         started_at: datetime,
         attempts: list[AttemptRecord],
         pending_load_ids: list[str],
+        finalized: Optional[dict[str, dict[str, int]]] = None,
         aborted_load_ids: list[str],
         exception: Optional[BaseException],
         in_doubt_jobs: Optional[list[dict[str, Any]]] = None,
@@ -239,7 +250,10 @@ class RunReport:
         trace_location: Optional[str],
         trace_table: Optional[str] = None,
     ) -> "RunReport":
-        """`cancel_reason` set and `exception` None: a signal came but the run completed."""
+        """`cancel_reason` set and `exception` None: a signal came but the run completed.
+
+        `finalized` maps the earlier runs' load ids this run loaded to their rows per table.
+        """
         finished_at = _now()
         destination = getattr(pipeline, "_destination", None)
         report = cls(
@@ -258,11 +272,17 @@ class RunReport:
             duration_s=round((finished_at - started_at).total_seconds(), 3),
             pending_load_ids=list(pending_load_ids),
             aborted_load_ids=list(aborted_load_ids),
+            finalized_load_ids=sorted(finalized or {}),
             in_doubt_jobs=list(in_doubt_jobs or []),
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
             trace_table=trace_table,
         )
+        for rows in (finalized or {}).values():
+            for table, count in rows.items():
+                report.finalized_row_counts[table] = (
+                    report.finalized_row_counts.get(table, 0) + count
+                )
         if cancel_reason:
             last = attempts[-1] if attempts else None
             report.cancellation = {
@@ -318,6 +338,12 @@ class RunReport:
                 f"{step} {seconds:.1f} s" for step, seconds in report["step_durations"].items()))
         lines += [f"  schema change in {table}: {', '.join(columns)}"
                   for table, columns in report["schema_changes"].items()]
+        if report["finalized_load_ids"]:
+            rows = ", ".join(f"{t}={n}" for t, n in sorted(report["finalized_row_counts"].items()))
+            lines.append(
+                f"  finalized {len(report['finalized_load_ids'])} package(s) an earlier run left"
+                f" pending: {report['finalized_load_ids']} ({rows or 'no rows'})"
+            )
         if report["pending_load_ids"]:
             lines.append(f"  pending load packages: {report['pending_load_ids']}")
         lines.append(f"  trace: {report['trace_location'] or 'not stored'}")

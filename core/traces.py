@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from dlt_runner.log import logger
+from dlt_runner.packages import (
+    keep_pending,
+    pending_load_ids,
+    raise_if_pending,
+    restore_from_packages,
+    without_sync,
+)
 from dlt_runner.scrub import SECRETS
 from dlt_runner.workdir import TRACES_FOLDER, runner_path
 
@@ -146,11 +153,20 @@ class TraceStore:
         return path
 
     def _upload(self) -> str:
+        trace_pipeline = self._get_trace_pipeline()
+        with keep_pending(trace_pipeline):
+            return self._upload_with(trace_pipeline)
+
+    def _upload_with(self, trace_pipeline: Any) -> str:
         import dlt
 
-        trace_pipeline = self._get_trace_pipeline()
         if trace_pipeline.has_pending_data:
-            trace_pipeline.run()
+            # rows of a package left by a killed store are still in their fallback files
+            pending = pending_load_ids(trace_pipeline)
+            restore_from_packages(trace_pipeline)
+            with without_sync(trace_pipeline):
+                trace_pipeline.run(credentials=self._credentials())
+            raise_if_pending(trace_pipeline, pending)
         files = sorted(fallback_dir(self.pipeline).glob("*_trace.json"))
         rows = []
         for file in files:

@@ -1,0 +1,198 @@
+"""Pending load packages: what they carry, and making dlt load them whatever the crash left.
+
+A killed process can leave its working folder in states dlt does not finish on its own:
+- A package committed to `normalize/extracted/` before the pipeline saved its own schema and
+  state (dlt commits the package first). On a first run the pipeline then has no schema and
+  `pipeline.run()` normalizes nothing; on later runs its state (the incremental cursors) lags.
+  The package carries both: `schema.json` and the state it will write
+  (`load_package_state.json["pipeline_state"]`). `restore_from_packages` installs them.
+- A package both in `normalize/extracted/` and `load/normalized/`: normalize commits by renaming
+  the normalized copy in, then deletes the extracted one. Normalizing it again fails forever
+  ("Directory not empty"); the normalized copy is complete, so the extracted one goes.
+- dlt's sync wipes the working folder, pending packages included, when the destination has no
+  dataset yet (the process died before its first load). `keep_pending` refuses that wipe and
+  `without_sync` lets a finalize skip the sync altogether: packages carry their own state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from typing import Any, Optional
+
+from dlt_runner.errors import PendingPackageError
+from dlt_runner.log import logger
+
+
+def pending_load_ids(pipeline: Any) -> list[str]:
+    """Extracted and normalized packages not loaded yet, oldest first."""
+    try:
+        return sorted(
+            {*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()}
+        )
+    except Exception:
+        return []
+
+
+def restore_from_packages(pipeline: Any) -> Optional[str]:
+    """Makes the pipeline able to load its pending packages; returns the load id whose state
+    was installed, or None when the pipeline's own state was current.
+
+    Raises `PendingPackageError` for a package that cannot be loaded (no `schema.json`).
+    """
+    from dlt.common.versioned_state import decompress_state
+    from dlt.pipeline.state_sync import mark_state_extracted, migrate_state_to_current
+
+    extracted = pipeline._get_normalize_storage().extracted_packages
+    normalized = pipeline._get_load_storage().normalized_packages
+    normalized_ids = set(_list(normalized))
+    packages = []
+    for load_id in _list(extracted):
+        if load_id in normalized_ids:
+            logger.warning(
+                "package %s of pipeline %s was normalized by a process that died before it"
+                " deleted the extracted copy; deleting that copy",
+                load_id,
+                pipeline.pipeline_name,
+            )
+            extracted.delete_package(load_id)
+        else:
+            packages.append((load_id, extracted))
+    packages += [(load_id, normalized) for load_id in normalized_ids]
+    packages.sort(key=lambda p: p[0])
+
+    local = pipeline._get_state()
+    newest_state: Any = None
+    newest_id: Optional[str] = None
+    schemas: dict[str, Any] = {}
+    for load_id, storage in packages:
+        try:
+            schema = storage.load_schema(load_id)
+        except FileNotFoundError as ex:
+            raise PendingPackageError(
+                pipeline.pipeline_name,
+                [load_id],
+                pipeline.pipelines_dir,
+                "it has no schema.json, so dlt cannot normalize or load it",
+            ) from ex
+        schemas[schema.name] = schema  # the newest package's copy of each schema wins
+        doc = storage.get_load_package_state(load_id).get("pipeline_state")
+        if doc:
+            state = migrate_state_to_current(pipeline.pipeline_name, decompress_state(doc["state"]))
+            if state["_state_version"] > (newest_state or local)["_state_version"]:
+                newest_state, newest_id = state, load_id
+
+    stored = pipeline._schema_storage
+    for name, schema in schemas.items():
+        if name in stored.list_schemas() and stored.load_schema(name).version >= schema.version:
+            continue
+        logger.warning(
+            "pipeline %s lacks schema %s version %d that its pending packages carry (its process"
+            " died before saving it); installing it from the package",
+            pipeline.pipeline_name,
+            name,
+            schema.version,
+        )
+        stored.save_schema(schema, link_import_schema=False)
+    if newest_state is None:
+        return None
+    logger.warning(
+        "pipeline %s state is version %s but pending package %s carries version %s (its process"
+        " died before saving it); installing the package's state",
+        pipeline.pipeline_name,
+        local["_state_version"],
+        newest_id,
+        newest_state["_state_version"],
+    )
+    newest_state["_local"] = local["_local"]
+    mark_state_extracted(newest_state, newest_state["_version_hash"])  # it is in the package
+    pipeline._state_to_props(newest_state)
+    pipeline._save_state(newest_state)
+    return newest_id
+
+
+def raise_if_pending(
+    pipeline: Any,
+    among: Optional[Collection[str]] = None,
+    reason: str = "dlt's finalize returned while they were still pending",
+) -> None:
+    """Fails loudly, naming the load ids, when packages (of `among`, if given) are pending."""
+    left = [i for i in pending_load_ids(pipeline) if among is None or i in among]
+    if left:
+        raise PendingPackageError(pipeline.pipeline_name, left, pipeline.pipelines_dir, reason)
+
+
+@contextmanager
+def without_sync(pipeline: Any) -> Iterator[None]:
+    """Loads pending packages without dlt's sync from the destination.
+
+    Packages carry their own state and schema; the sync is what wipes them when the dataset
+    does not exist yet. The next `run(data)` syncs as usual.
+    """
+    restored = getattr(pipeline, "_state_restored", None)
+    if restored is None:
+        yield
+        return
+    pipeline._state_restored = True
+    try:
+        yield
+    finally:
+        pipeline._state_restored = restored
+
+
+@contextmanager
+def keep_pending(pipeline: Any) -> Iterator[None]:
+    """Refuses dlt's working-folder wipe while packages are pending, on every sync inside."""
+    wipe = pipeline._wipe_working_folder
+
+    def guarded_wipe() -> None:
+        pending = pending_load_ids(pipeline)
+        if pending:
+            raise PendingPackageError(
+                pipeline.pipeline_name,
+                pending,
+                pipeline.pipelines_dir,
+                "dlt was about to wipe the working folder (the destination has no dataset for"
+                " this pipeline), which would throw these packages away",
+            )
+        wipe()
+
+    pipeline._wipe_working_folder = guarded_wipe
+    try:
+        yield
+    finally:
+        if pipeline.__dict__.get("_wipe_working_folder") is guarded_wipe:
+            del pipeline._wipe_working_folder
+
+
+def destination_rows(pipeline: Any, load_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Rows each load id holds per data table in the destination (empty when not countable).
+
+    For packages normalized by a process that died before it noted their row counts.
+    """
+    counted: dict[str, dict[str, int]] = {load_id: {} for load_id in load_ids}
+    try:
+        schema = pipeline.default_schema
+        column = schema.naming.normalize_identifier("_dlt_load_id")
+        with pipeline.sql_client() as client:
+            escaped = client.escape_column_name(column)
+            for table in schema.data_table_names():
+                qualified = client.make_qualified_table_name(table)
+                rows = client.execute_sql(
+                    f"SELECT {escaped}, COUNT(*) FROM {qualified} WHERE {escaped} IN"
+                    f" ({', '.join(['%s'] * len(load_ids))}) GROUP BY {escaped}",
+                    *load_ids,
+                )
+                for load_id, n in rows or ():
+                    counted[str(load_id)][table] = int(n)
+    except Exception as ex:
+        logger.warning("could not count the rows of packages %s: %s", load_ids, ex)
+        return {}
+    return counted
+
+
+def _list(storage: Any) -> list[str]:
+    try:
+        return list(storage.list_packages())
+    except FileNotFoundError:
+        return []
