@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install postgres test demo lint lock chaos bench clean
+.PHONY: install postgres test demo lint lock chaos crashpoints bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ N ?= 500
 SEED ?= 7
 chaos: install postgres
 	$(BIN)/python -m tests.e2e.chaos --cases $(N) --seed $(SEED)
+
+# a kill at every filesystem mutation of a run, per scenario (first/later/pending run x DuckDB,
+# PostgreSQL x append/merge/replace) and signal; prints `crash points: E/K exact` per line
+STRIDE ?= 1
+LANES ?= 2
+crashpoints: install postgres
+	$(BIN)/python -m tests.e2e.crashpoints --stride $(STRIDE) --lanes $(LANES)
 
 # side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed
 BENCHES ?= overhead parse_cost peers drain resume throughput decompose

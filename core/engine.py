@@ -38,7 +38,8 @@ from dlt_runner.packages import (
     keep_pending,
     pending_load_ids,
     raise_if_pending,
-    restore_from_packages,
+    repair_packages,
+    unreadable_job,
     without_sync,
 )
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
@@ -82,6 +83,8 @@ class _RunState:
     normalized_rows: dict[str, dict[str, int]] = field(default_factory=dict)
     inherited: set[str] = field(default_factory=set)
     """Load ids pending when the run started: packages an earlier run left behind."""
+    archived: list[str] = field(default_factory=list)
+    """Inherited packages the destination already had: archived without loading again."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
@@ -238,12 +241,7 @@ class Runner:
             pipeline=self.pipeline,
             started_at=state.started_at,
             attempts=state.records,
-            finalized={
-                load_id: state.normalized_rows.get(load_id, {})
-                for record in state.records
-                for load_id in record.load_ids
-                if load_id in state.inherited
-            },
+            finalized=self._finalized(state),
             pending_load_ids=pending_load_ids(self.pipeline),
             aborted_load_ids=state.aborted_load_ids,
             in_doubt_jobs=state.in_doubt_jobs,
@@ -257,6 +255,15 @@ class Runner:
         _log_summary(self.report)
         callbacks.fire("on_after", self.pipeline, state.last_trace, self.report, error)
 
+    def _finalized(self, state: _RunState) -> dict[str, dict[str, int]]:
+        """Rows per table of the inherited packages this run loaded or archived."""
+        done = [i for r in state.records for i in r.load_ids if i in state.inherited]
+        done += state.archived
+        unknown = [i for i in done if i not in state.normalized_rows]
+        if unknown:
+            state.normalized_rows.update(destination_rows(self.pipeline, unknown))
+        return {load_id: state.normalized_rows.get(load_id, {}) for load_id in done}
+
     # --- phases -----------------------------------------------------------------------------
 
     def _finalize(
@@ -265,7 +272,9 @@ class Runner:
         pipeline = self.pipeline
         if not pipeline.has_pending_data:
             return
-        restore_from_packages(pipeline)
+        state.archived += repair_packages(pipeline).archived
+        if not pipeline.has_pending_data:
+            return
         state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline))
         pending = pending_load_ids(pipeline)
         logger.info(
@@ -283,14 +292,21 @@ class Runner:
                 if self.config.on_terminal_package == "fail":
                     raise self._terminal_package_error(ex, pending) from ex
                 self._abort_pending(state, getattr(ex, "load_id", None), ex)
-            elif failed_step(ex) == "normalize" and not is_cancellation(ex):
+            elif is_cancellation(ex):
+                raise
+            elif failed_step(ex) == "normalize":
                 # a package that cannot be normalized fails the same way on every try
                 raise PendingPackageError(
                     pipeline.pipeline_name, pending, pipeline.pipelines_dir,
-                    f"normalizing failed ({one_line(ex)})",
+                    f"normalizing failed ({one_line(getattr(ex, 'exception', None) or ex)})",
                 ) from ex
             else:
-                raise
+                unreadable = unreadable_job(pipeline, ex)
+                if unreadable is None:
+                    raise
+                raise PendingPackageError(
+                    pipeline.pipeline_name, pending, pipeline.pipelines_dir, unreadable
+                ) from ex
         raise_if_pending(pipeline, pending)
 
     def _terminal_package_error(
@@ -336,7 +352,7 @@ class Runner:
         def call() -> Any:
             if pipeline.has_pending_data:
                 # an earlier attempt extracted our data and failed later: finish that package
-                restore_from_packages(pipeline)
+                repair_packages(pipeline)
                 with without_sync(pipeline):
                     return pipeline.run(**dest_kwargs)
             payload = data

@@ -9,6 +9,10 @@ A killed process can leave its working folder in states dlt does not finish on i
 - A package both in `normalize/extracted/` and `load/normalized/`: normalize commits by renaming
   the normalized copy in, then deletes the extracted one. Normalizing it again fails forever
   ("Directory not empty"); the normalized copy is complete, so the extracted one goes.
+- A loaded package with its completion marker written but not yet moved to `load/loaded/`
+  (`_dlt_loads` already has it). Loading it again fails forever (`LoadPackageAlreadyCompleted`);
+  moving it is the step the process did not live to take.
+`repair_packages` fixes all three before a finalize.
 - dlt's sync wipes the working folder, pending packages included, when the destination has no
   dataset yet (the process died before its first load). `keep_pending` refuses that wipe and
   `without_sync` lets a finalize skip the sync altogether: packages carry their own state.
@@ -16,8 +20,12 @@ A killed process can leave its working folder in states dlt does not finish on i
 
 from __future__ import annotations
 
+import codecs
+import gzip
+import os
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from dlt_runner.errors import PendingPackageError
@@ -34,12 +42,53 @@ def pending_load_ids(pipeline: Any) -> list[str]:
         return []
 
 
-def restore_from_packages(pipeline: Any) -> Optional[str]:
-    """Makes the pipeline able to load its pending packages; returns the load id whose state
-    was installed, or None when the pipeline's own state was current.
+@dataclass
+class Repair:
+    """What `repair_packages` did."""
+
+    state_from: Optional[str] = None
+    """The load id whose state was installed (None: the pipeline's own state was current)."""
+    archived: list[str] = field(default_factory=list)
+    """Packages found loaded and committed, moved to `load/loaded/` without loading again."""
+
+
+def repair_packages(pipeline: Any) -> Repair:
+    """Makes the pipeline able to load its pending packages, whatever a crash left.
 
     Raises `PendingPackageError` for a package that cannot be loaded (no `schema.json`).
     """
+    repair = Repair(archived=_archive_completed(pipeline))
+    repair.state_from = _install_state_and_schemas(pipeline)
+    return repair
+
+
+def _archive_completed(pipeline: Any) -> list[str]:
+    load_storage = pipeline._get_load_storage()
+    archived = []
+    for load_id in _list(load_storage.normalized_packages):
+        if not load_storage.normalized_packages.is_package_completed(load_id):
+            continue
+        logger.warning(
+            "package %s of pipeline %s was completed by a process that died before archiving"
+            " it; archiving it now (it is not loaded again)",
+            load_id,
+            pipeline.pipeline_name,
+        )
+        aborted = load_storage.normalized_packages.get_load_package_info(load_id).state
+        load_storage.storage.rename_tree(
+            load_storage.get_normalized_package_path(load_id),
+            load_storage.get_loaded_package_path(load_id),
+        )
+        if aborted == "aborted":  # finish dlt's abort: newer packages go, the state rewinds
+            pipeline._cleanup_aborted_package(load_id)
+        else:
+            archived.append(load_id)
+    return archived
+
+
+def _install_state_and_schemas(pipeline: Any) -> Optional[str]:
+    """Installs the newest state and schemas pending packages carry when the pipeline's are
+    older; returns the load id whose state was installed."""
     from dlt.common.versioned_state import decompress_state
     from dlt.pipeline.state_sync import mark_state_extracted, migrate_state_to_current
 
@@ -163,6 +212,51 @@ def keep_pending(pipeline: Any) -> Iterator[None]:
     finally:
         if pipeline.__dict__.get("_wipe_working_folder") is guarded_wipe:
             del pipeline._wipe_working_folder
+
+
+def unreadable_job(pipeline: Any, exc: BaseException) -> Optional[str]:
+    """Why a job file named in a failed load cannot be read, or None (readable, or unknown).
+
+    dlt counts an exception while reading a job file as transient and retries it forever; a
+    corrupt file fails the same way every time.
+    """
+    from dlt.common.storages.load_package import ParsedLoadJobFileName
+
+    from dlt_runner.retry import iter_exception_chain
+
+    for link in iter_exception_chain(exc):
+        load_id, job_id = getattr(link, "load_id", None), getattr(link, "job_id", None)
+        if not (isinstance(load_id, str) and isinstance(job_id, str)):
+            continue
+        try:
+            jobs = pipeline.get_load_package_info(load_id).jobs
+        except Exception:
+            continue
+        for job in (j for state in jobs.values() for j in state):
+            name = os.path.basename(job.file_path)
+            if ParsedLoadJobFileName.parse(name).job_id() == job_id:
+                problem = _read_problem(job.file_path)
+                return f"job file {name} cannot be read ({problem})" if problem else None
+    return None
+
+
+def _read_problem(path: str) -> Optional[str]:
+    try:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            pq.ParquetFile(path).metadata  # noqa: B018 - reads and checks the footer
+            return None
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except Exception as ex:
+        return f"{type(ex).__name__}: {ex}"
+    return None
 
 
 def destination_rows(pipeline: Any, load_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -28,6 +29,32 @@ class PostgresServer:
 
     def dsn(self, database: str = "dlt_tests") -> str:
         return f"postgresql://loader:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str, template: Optional[str] = None) -> None:
+        """A new database, copied from `template` when given (a fast file-level copy)."""
+        clause = f" TEMPLATE {template}" if template else ""
+        for attempt in range(50):  # a copy fails while another session still uses the template
+            try:
+                self._admin(f"CREATE DATABASE {name}{clause}")
+                return
+            except Exception as ex:
+                if "being accessed by other users" not in str(ex) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    def drop_database(self, name: str) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _admin(self, sql: str) -> None:
+        import psycopg2
+
+        con = psycopg2.connect(self.dsn())
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            con.close()
 
     def stop(self) -> None:
         _run(self.bindir / "pg_ctl", "-D", str(self.base / "data"), "-m", "immediate", "stop")

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import shutil
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-from tests.e2e.harness import DESTINATIONS, KINDS, STEPS, Outcome, run_case, sample_cases
+from tests.e2e.harness import DESTINATIONS, KINDS, STEPS, Case, Outcome, run_case, sample_cases
+from tests.e2e.zygote import Zygote
 from tests.postgres import PostgresServer, start_postgres
 
 
@@ -25,21 +28,35 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--destinations", default=",".join(DESTINATIONS))
     parser.add_argument("--json", help="also write every outcome to this file")
+    parser.add_argument("--lanes", type=int, default=2, help="cases run at once")
     args = parser.parse_args(argv)
     destinations = tuple(args.destinations.split(","))
     server: Optional[PostgresServer] = start_postgres() if "postgres" in destinations else None
     base = Path(tempfile.mkdtemp(prefix="dlt-runner-chaos-"))
     outcomes: list[Outcome] = []
     started = time.monotonic()
-    try:
-        for case in sample_cases(args.cases, args.seed, destinations):
-            outcome = run_case(case, base / case.id, server.dsn() if server else None)
-            outcomes.append(outcome)
-            mark = "ok" if outcome.ok else f"FAIL {outcome.problems}"
-            print(f"{case.id}: killed={outcome.killed_exit} lost={outcome.lost}"
-                  f" dup={outcome.duplicates} {mark}", flush=True)
+    lanes = queue.Queue[Zygote]()
+    for _ in range(args.lanes):
+        lanes.put(Zygote())
+
+    def one(case: Case) -> Outcome:
+        lane = lanes.get()
+        try:
+            outcome = run_case(case, base / case.id, server.dsn() if server else None, lane)
+        finally:
+            lanes.put(lane)
             shutil.rmtree(base / case.id, ignore_errors=True)
+        mark = "ok" if outcome.ok else f"FAIL {outcome.problems}"
+        print(f"{case.id}: killed={outcome.killed_exit} lost={outcome.lost}"
+              f" dup={outcome.duplicates} {mark}", flush=True)
+        return outcome
+
+    try:
+        with ThreadPoolExecutor(max_workers=args.lanes) as pool:
+            outcomes = list(pool.map(one, sample_cases(args.cases, args.seed, destinations)))
     finally:
+        while not lanes.empty():
+            lanes.get().close()
         if server:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""A pipeline process for kill-and-resume tests: `python -m tests.e2e.child '<json config>'`.
+"""A pipeline process for kill-and-resume tests: `python -m tests.e2e.child '<json config>'`,
+or `job(config)` in a process forked by `tests.e2e.zygote`.
 
 Runs a deterministic incremental source (ids 0..n-1 in several small files) through the runner
 into DuckDB or PostgreSQL, and optionally sends itself a real signal at a chosen point of a
@@ -129,10 +130,23 @@ def install_kill_points(killer: Killer) -> None:
     RunnableLoadJob.run_managed = run_managed  # type: ignore[method-assign]
 
 
+MUTATIONS = 230
+"""About the filesystem mutations of one run with traces inside the runner (crashpoints.py)."""
+
+
 def main() -> int:
-    cfg = json.loads(sys.argv[1])
+    return job(json.loads(sys.argv[1]))
+
+
+def job(cfg: dict[str, Any]) -> int:
     killer = Killer(cfg.get("kill"))
     install_kill_points(killer)
+    if killer.kill.get("step") == "mutation":
+        from tests.e2e.mutations import Counter
+
+        at = int(float(killer.kill["at"]) * MUTATIONS) + 1
+        # inside the runner: before it, a SIGTERM is the default action (no drain to test)
+        Counter(cfg["pipelines_dir"], at, killer.kill["signal"], skip=("pipeline",)).install()
     extract_at = int(float(killer.kill.get("at", 0.0)) * cfg["n"])
 
     def on_item(i: int) -> None:

@@ -2,6 +2,9 @@
 
 Used by `tests/e2e/test_chaos.py` (a fixed-seed sample in CI) and by `make chaos N=500`
 (`python -m tests.e2e.chaos`), which prints a kind x step table of lost and duplicate rows.
+Half the cases kill a first run (empty destination); the other half kill a later run, after a
+run that loaded the first half of the ids. The "mutation" step kills at a random filesystem
+mutation of the working folder (`tests/e2e/mutations.py`) instead of at a step boundary.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from tests.e2e.zygote import Zygote
+
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ("sync", "extract", "normalize", "load", "trace")
+STEPS = ("sync", "extract", "normalize", "load", "trace", "mutation")
 KINDS = ("TERM", "TERM2", "KILL")
 DESTINATIONS = ("duckdb", "postgres")
 DISPOSITIONS = ("append", "merge")
@@ -32,12 +37,15 @@ class Case:
     kind: str
     step: str
     at: float
+    first: bool = True
+    """Kill a first run (empty destination), or a run after one that loaded half the ids."""
 
     @property
     def id(self) -> str:
+        run = "first" if self.first else "later"
         return (
             f"{self.index:03d}-{self.kind}-{self.step}-{self.destination}-{self.disposition}"
-            f"-{self.at:.2f}"
+            f"-{run}-{self.at:.2f}"
         )
 
 
@@ -70,12 +78,17 @@ def sample_cases(count: int, seed: int, destinations: tuple[str, ...] = DESTINAT
                 kind=kind,
                 step=step,
                 at=round(rng.random(), 3),
+                # alternate, shifted each round so every combination meets both
+                first=(i + i // len(combos)) % 2 == 0,
             )
         )
     return cases
 
 
-def run_case(case: Case, workdir: Path, postgres_dsn: Optional[str]) -> Outcome:
+def run_case(
+    case: Case, workdir: Path, postgres_dsn: Optional[str], lane: Optional[Zygote] = None
+) -> Outcome:
+    """One case; each run is a process of its own, forked by `lane` when given (faster)."""
     workdir.mkdir(parents=True, exist_ok=True)
     name = f"chaos_{case.index}"
     cfg: dict[str, Any] = {
@@ -91,9 +104,14 @@ def run_case(case: Case, workdir: Path, postgres_dsn: Optional[str]) -> Outcome:
         "report_path": str(workdir / "killed_report.json"),
         "kill": {"signal": case.kind, "step": case.step, "at": case.at},
     }
-    killed = _child(cfg, workdir)
+    if not case.first:
+        setup_report = str(workdir / "setup_report.json")
+        setup = _child(dict(cfg, n=ROWS // 2, kill=None, report_path=setup_report), workdir, lane)
+        if setup.returncode != 0:
+            raise RuntimeError(f"the setup run failed: {setup.stderr[-3000:]}")
+    killed = _child(cfg, workdir, lane)
     cfg.update(kill=None, report_path=str(workdir / "resumed_report.json"))
-    resumed = _child(cfg, workdir)
+    resumed = _child(cfg, workdir, lane)
     outcome = Outcome(case, killed.returncode, resumed.returncode)
     if killed.returncode == 1:
         outcome.problems.append(f"the killed run failed, not drained: {killed.stderr[-3000:]}")
@@ -105,7 +123,13 @@ def run_case(case: Case, workdir: Path, postgres_dsn: Optional[str]) -> Outcome:
     return outcome
 
 
-def _child(cfg: dict[str, Any], workdir: Path) -> subprocess.CompletedProcess[str]:
+def _child(
+    cfg: dict[str, Any], workdir: Path, lane: Optional[Zygote]
+) -> subprocess.CompletedProcess[str]:
+    if lane is not None:
+        log = Path(cfg["report_path"]).with_suffix(".log")
+        code = lane.call("tests.e2e.child:job", cfg, log, timeout=300)
+        return subprocess.CompletedProcess([], code, "", log.read_text() if log.exists() else "")
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false"}
     return subprocess.run(
         [sys.executable, "-m", "tests.e2e.child", json.dumps(cfg)],
@@ -136,13 +160,17 @@ def _verify(outcome: Outcome, cfg: dict[str, Any], workdir: Path) -> None:
         outcome.problems.append(f"incremental cursor is {cursor}, expected {ROWS - 1}")
     # every attempt of the killed run has its trace row, uploaded from the fallback file by the
     # resume if need be; a hard-killed attempt shows as "interrupted"
-    resumed_run = json.loads((workdir / "resumed_report.json").read_text())["run_id"]
+    other_runs = {json.loads((workdir / "resumed_report.json").read_text())["run_id"]}
+    if (workdir / "setup_report.json").exists():
+        other_runs.add(json.loads((workdir / "setup_report.json").read_text())["run_id"])
     traced = _query(
         cfg,
         f"SELECT run_id, attempt, status FROM {dataset}_traces.{cfg['pipeline_name']}_trace",
     )
-    killed_rows = sorted((a, s) for r, a, s in traced if r != resumed_run)
-    if not killed_rows:
+    killed_rows = sorted((a, s) for r, a, s in traced if r not in other_runs)
+    # a kill at a random mutation may come before the first attempt began: no row is due;
+    # tests/e2e/crashpoints.py knows where the first row is due and checks it exactly
+    if not killed_rows and outcome.case.step != "mutation":
         outcome.problems.append(f"no trace row of the killed run: {traced}")
     elif [a for a, _ in killed_rows] != list(range(1, len(killed_rows) + 1)):
         outcome.problems.append(f"trace rows of the killed run have gaps: {killed_rows}")

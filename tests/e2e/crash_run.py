@@ -1,0 +1,184 @@
+"""What each forked process of a crash-point case does: set up, run (maybe killed), verify.
+
+Every job takes a JSON-safe dict and returns an exit code; results go to files named in it.
+Run through `tests.e2e.zygote`. Exit codes: 0 success, 3 cancelled (drained), 1 failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections import Counter as Tally
+from pathlib import Path
+from typing import Any
+
+from tests.e2e import world
+
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
+RETRY_POLICY = {"type": "fixed", "max_attempts": 3, "wait": 0}
+
+
+def _env() -> None:
+    os.environ["DATA_WRITER__FILE_MAX_ITEMS"] = str(world.FILE_MAX_ITEMS)
+    os.environ["LOAD__WORKERS"] = "1"  # one job at a time: the same mutation order every run
+
+
+def pipeline_of(args: dict[str, Any]) -> Any:
+    import dlt
+
+    if args["destination"] == "postgres":
+        destination = dlt.destinations.postgres(credentials=args["dsn"])
+    else:
+        destination = dlt.destinations.duckdb(args["db_path"])
+    return dlt.pipeline(
+        args["pipeline_name"],
+        destination=destination,
+        dataset_name=args["dataset"],
+        pipelines_dir=args["pipelines_dir"],
+    )
+
+
+def setup(args: dict[str, Any]) -> int:
+    """Builds a scenario's starting point: generations loaded, then maybe one left pending."""
+    from dlt_runner import runner
+
+    _env()
+    run_ids = []
+    for generation, how in args["setup"]:
+        pipeline = pipeline_of(args)
+        if how == "load":
+            r = runner(pipeline, store_trace_info=True)
+            r.run(world.source(generation, args["disposition"]))
+            assert r.report is not None
+            run_ids.append(r.report.run_id)
+        else:  # extracted and normalized by a process that never loaded it
+            pipeline.extract(world.source(generation, args["disposition"]))
+            pipeline.normalize()
+            assert pipeline.list_normalized_load_packages()
+    Path(args["result"]).write_text(json.dumps({"run_ids": run_ids}))
+    return EXIT_OK
+
+
+def run(args: dict[str, Any]) -> int:
+    """One runner run of `generation`; with `kill_at`, the audit hook signals at that mutation."""
+    from tests.e2e.mutations import Counter
+
+    _env()
+    counter = Counter(args["pipelines_dir"], args.get("kill_at"), args.get("signal", "KILL"))
+    counter.install()
+    from dlt_runner import RunCancelled, runner
+    from dlt_runner.packages import pending_load_ids
+
+    pipeline = pipeline_of(args)
+    pending_before = pending_load_ids(pipeline)
+    r = runner(pipeline, retry_policy=RETRY_POLICY, store_trace_info=True)
+    code = EXIT_OK
+    try:
+        r.run(lambda: world.source(args["generation"], args["disposition"]))
+    except RunCancelled:
+        code = EXIT_CANCELLED
+    except Exception:
+        traceback.print_exc()
+        code = EXIT_FAILED
+    Path(args["result"]).write_text(
+        json.dumps(
+            {
+                "pending_before": pending_before,
+                "report": r.report.to_dict() if r.report else None,
+                "mutations": [m.to_list() for m in counter.mutations],
+            }
+        )
+    )
+    return code
+
+
+def verify(args: dict[str, Any]) -> int:
+    """Checks the destination and the working folder after the resume; writes the problems."""
+    import dlt
+
+    from dlt_runner.packages import pending_load_ids
+    from dlt_runner.workdir import TRACES_FOLDER
+
+    problems: list[str] = []
+    dataset, name = args["dataset"], args["pipeline_name"]
+    expected = world.versions(args["generation"], args["disposition"])
+    rows = query(args, f"SELECT id, version FROM {dataset}.{world.TABLE}")
+    tally = Tally(i for i, _ in rows)
+    lost = sorted(set(expected) - set(tally))
+    duplicates = sorted(i for i, n in tally.items() if n > 1)
+    extra = sorted(set(tally) - set(expected))
+    stale = sorted(i for i, v in rows if i in expected and v != expected[i])
+    for what, ids in (("lost", lost), ("duplicated", duplicates), ("unexpected", extra),
+                      ("older versions of", stale)):
+        if ids:
+            problems.append(f"{what} {len(ids)} ids: {ids[:10]}")
+    orphans = query(
+        args,
+        f"SELECT DISTINCT _dlt_load_id FROM {dataset}.{world.TABLE} WHERE _dlt_load_id NOT IN"
+        f" (SELECT load_id FROM {dataset}._dlt_loads WHERE status = 0)",
+    )
+    if orphans:
+        problems.append(f"load ids not in _dlt_loads: {orphans}")
+
+    pipeline = dlt.attach(name, pipelines_dir=args["pipelines_dir"])
+    if pending_load_ids(pipeline):
+        problems.append(f"still pending: {pending_load_ids(pipeline)}")
+    want = world.cursor(args["generation"], args["disposition"])
+    got = _cursor(pipeline.state)
+    if want != got:
+        problems.append(f"cursor {got}, expected {want}")
+
+    resumed = json.loads(Path(args["resumed"]).read_text())
+    report = resumed["report"] or {}
+    if report.get("status") != "success":
+        problems.append(f"the resume ended {report.get('status')}: {report.get('error')}")
+    finalized, pending = report.get("finalized_load_ids"), sorted(resumed["pending_before"])
+    if finalized != pending:
+        problems.append(f"the resume finalized {finalized}, pending were {pending}")
+    known = {*args["known_run_ids"], report.get("run_id")}
+    traced = query(args, f"SELECT run_id, attempt, status FROM {dataset}_traces.{name}_trace")
+    killed_rows = sorted((a, s) for r, a, s in traced if r not in known)
+    attempts = [a for a, _ in killed_rows]
+    if args["expect_trace"] and (not attempts or attempts != list(range(1, len(attempts) + 1))):
+        problems.append(f"trace rows of the killed run: {killed_rows}")
+    killed = json.loads(Path(args["killed"]).read_text()) if Path(args["killed"]).exists() else {}
+    killed_report = killed.get("report")
+    if killed_report and len(killed_rows) != killed_report["attempts"]:
+        problems.append(f"trace rows {killed_rows}, the killed run made"
+                        f" {killed_report['attempts']} attempts")
+    if killed_report and any(s == "interrupted" for _, s in killed_rows):
+        problems.append(f"a run that ended left an interrupted trace row: {killed_rows}")
+    leftovers = sorted(p.name for p in (Path(pipeline.working_dir) / TRACES_FOLDER).glob("*.json"))
+    if leftovers:
+        problems.append(f"trace fallback files not uploaded: {leftovers}")
+    Path(args["result"]).write_text(json.dumps({"problems": problems}))
+    return EXIT_OK
+
+
+def _cursor(state: Any) -> Any:
+    for source in state.get("sources", {}).values():
+        incremental = source.get("resources", {}).get(world.TABLE, {}).get("incremental", {})
+        for value in incremental.values():
+            return value.get("last_value")
+    return None
+
+
+def query(args: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    if args["destination"] == "postgres":
+        import psycopg2
+
+        con = psycopg2.connect(args["dsn"])
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            con.close()
+    import duckdb
+
+    dcon = duckdb.connect(args["db_path"], read_only=True)
+    try:
+        return dcon.execute(sql).fetchall()
+    finally:
+        dcon.close()
