@@ -38,7 +38,7 @@ from dlt_runner.packages import (
     keep_pending,
     pending_load_ids,
     raise_if_pending,
-    repair_packages,
+    repair,
     unreadable_job,
     without_sync,
 )
@@ -200,6 +200,7 @@ class Runner:
         pipeline = self.pipeline
         state.normalized_rows = read_pending_rows(pipeline)
         state.inherited = set(pending_load_ids(pipeline))
+        state.archived += repair(pipeline).archived  # whatever a killed process left
         # pending data extracted by an earlier call with this key is this call's data
         resumes = (
             run_key is not None
@@ -270,9 +271,6 @@ class Runner:
         self, state: _RunState, callbacks: CallbackDispatcher, dest_kwargs: dict[str, Any]
     ) -> None:
         pipeline = self.pipeline
-        if not pipeline.has_pending_data:
-            return
-        state.archived += repair_packages(pipeline).archived
         if not pipeline.has_pending_data:
             return
         state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline))
@@ -352,7 +350,7 @@ class Runner:
         def call() -> Any:
             if pipeline.has_pending_data:
                 # an earlier attempt extracted our data and failed later: finish that package
-                repair_packages(pipeline)
+                repair(pipeline)
                 with without_sync(pipeline):
                     return pipeline.run(**dest_kwargs)
             payload = data

@@ -12,7 +12,10 @@ A killed process can leave its working folder in states dlt does not finish on i
 - A loaded package with its completion marker written but not yet moved to `load/loaded/`
   (`_dlt_loads` already has it). Loading it again fails forever (`LoadPackageAlreadyCompleted`);
   moving it is the step the process did not live to take.
-`repair_packages` fixes all three before a finalize.
+- A schema saved halfway: dlt writes `schemas/<16 hex digits>` and renames it over
+  `<name>.schema.json`. The leftover is read as a schema named like the file, and every later
+  sync fails (`InvalidSchemaName`). The complete file is still there; the leftover goes.
+`repair` fixes all four at the start of every run.
 - dlt's sync wipes the working folder, pending packages included, when the destination has no
   dataset yet (the process died before its first load). `keep_pending` refuses that wipe and
   `without_sync` lets a finalize skip the sync altogether: packages carry their own state.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
+import re
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,14 +56,42 @@ class Repair:
     """Packages found loaded and committed, moved to `load/loaded/` without loading again."""
 
 
-def repair_packages(pipeline: Any) -> Repair:
-    """Makes the pipeline able to load its pending packages, whatever a crash left.
+def repair(pipeline: Any) -> Repair:
+    """Makes the working folder usable and its pending packages loadable, whatever a crash left.
 
     Raises `PendingPackageError` for a package that cannot be loaded (no `schema.json`).
     """
-    repair = Repair(archived=_archive_completed(pipeline))
-    repair.state_from = _install_state_and_schemas(pipeline)
-    return repair
+    _remove_half_saved_schemas(pipeline)
+    done = Repair(archived=_archive_completed(pipeline))
+    done.state_from = _install_state_and_schemas(pipeline)
+    return done
+
+
+_SAVE_LEFTOVER = re.compile(r"^[0-9a-f]{16}$")
+"""The temporary name dlt's `FileStorage.save_atomic` writes before renaming."""
+
+
+def _remove_half_saved_schemas(pipeline: Any) -> None:
+    folder = os.path.join(pipeline.working_dir, "schemas")
+    try:
+        leftovers = [name for name in os.listdir(folder) if _SAVE_LEFTOVER.match(name)]
+    except FileNotFoundError:
+        return
+    for name in leftovers:
+        logger.warning(
+            "removing %s from the schemas of pipeline %s: a schema save its process did not"
+            " finish (the saved schema is intact)",
+            name,
+            pipeline.pipeline_name,
+        )
+        os.remove(os.path.join(folder, name))
+    # dlt lists the schemas folder into the state whenever it saves it: the leftover may be
+    # named there already (creating the pipeline object saves the state)
+    state = pipeline._get_state()
+    if set(leftovers) & set(state.get("schema_names") or ()):
+        state["schema_names"] = [n for n in state["schema_names"] if n not in leftovers]
+        pipeline.schema_names = [n for n in pipeline.schema_names if n not in leftovers]
+        pipeline._save_state(state)
 
 
 def _archive_completed(pipeline: Any) -> list[str]:

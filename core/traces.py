@@ -20,7 +20,7 @@ from dlt_runner.packages import (
     keep_pending,
     pending_load_ids,
     raise_if_pending,
-    repair_packages,
+    repair,
     without_sync,
 )
 from dlt_runner.scrub import SECRETS
@@ -160,10 +160,10 @@ class TraceStore:
     def _upload_with(self, trace_pipeline: Any) -> str:
         import dlt
 
+        repair(trace_pipeline)
         if trace_pipeline.has_pending_data:
             # rows of a package left by a killed store are still in their fallback files
             pending = pending_load_ids(trace_pipeline)
-            repair_packages(trace_pipeline)
             with without_sync(trace_pipeline):
                 trace_pipeline.run(credentials=self._credentials())
             raise_if_pending(trace_pipeline, pending)

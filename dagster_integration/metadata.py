@@ -105,6 +105,9 @@ def run_metadata(report: RunReport) -> dict[str, Any]:
         metadata["pending_load_ids"] = MetadataValue.json(report.pending_load_ids)
     if report.aborted_load_ids:
         metadata["aborted_load_ids"] = MetadataValue.json(report.aborted_load_ids)
+    if report.finalized_load_ids:  # what an earlier, crashed or cancelled run left
+        metadata["finalized_load_ids"] = MetadataValue.json(report.finalized_load_ids)
+        metadata["finalized_row_counts"] = MetadataValue.json(report.finalized_row_counts)
     if report.cancellation:
         metadata["cancellation"] = MetadataValue.json(report.cancellation)
     return metadata

@@ -123,6 +123,9 @@ def test_a_transient_error_left_after_the_runner_retries_is_retried_by_airflow_w
     assert ids_in(tmp_path / "w.duckdb", "items") == list(range(5))
     report = ti.xcom_pull(task_ids="load")
     assert report["attempts"] == 1 and report["attempt_history"][0]["phase"] == "finalize"
+    # the first try's package, finished by this try, says so with its rows
+    assert len(report["finalized_load_ids"]) == 1
+    assert report["finalized_row_counts"] == {"items": 5}
 
 
 def test_connection_credentials_reach_postgres_and_never_xcom_or_the_log(

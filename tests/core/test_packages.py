@@ -177,3 +177,22 @@ def test_a_package_both_extracted_and_normalized_loads_once(
     assert ids_in(tmp_path / "warehouse.duckdb", "items", "data") == list(range(7))
     assert r.report is not None and r.report.finalized_load_ids == [load_id]
     assert r.report.finalized_row_counts == {"items": 3}
+
+
+def test_a_schema_save_cut_short_does_not_break_later_runs(
+    tmp_path: Path, pipelines_dir: str
+) -> None:
+    """dlt writes `schemas/<16 hex digits>`, then renames it over `<name>.schema.json`; a
+    process killed in between left a file every later sync read as a schema."""
+    pipeline = _pipeline(tmp_path, pipelines_dir)
+    pipeline.run(_rows(0, 3), table_name="items")
+    schemas = Path(pipeline.working_dir) / "schemas"
+    (saved,) = schemas.glob("*.schema.json")
+    leftover = schemas / "3074b1f415a50c08"
+    shutil.copy(saved, leftover)
+
+    r = runner(_pipeline(tmp_path, pipelines_dir))
+    r.run(_rows(3, 5), table_name="items")
+    assert r.report is not None and r.report.status == "success"
+    assert not leftover.exists()
+    assert ids_in(tmp_path / "warehouse.duckdb", "items", "data") == list(range(5))

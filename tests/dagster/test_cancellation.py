@@ -120,5 +120,6 @@ def test_terminate_drains_ends_canceled_without_retry_and_the_next_run_finalizes
         assert latest.status == DagsterRunStatus.SUCCESS
         materialized = _events(instance, latest.run_id, DagsterEventType.ASSET_MATERIALIZATION)
         assert len(materialized) == TABLES
-        load_ids = materialized[0].asset_materialization.metadata["load_ids"].value
-        assert pending[0] in load_ids
+        metadata = materialized[0].asset_materialization.metadata
+        assert pending[0] in metadata["load_ids"].value
+        assert metadata["finalized_load_ids"].value == pending  # the report says what it finished
