@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from dlt_runner.indoubt import resolve_in_doubt_jobs
 from dlt_runner.log import logger
 from dlt_runner.packages import (
     keep_pending,
@@ -164,6 +165,7 @@ class TraceStore:
         if trace_pipeline.has_pending_data:
             # rows of a package left by a killed store are still in their fallback files
             pending = pending_load_ids(trace_pipeline)
+            resolve_in_doubt_jobs(trace_pipeline)
             with without_sync(trace_pipeline):
                 trace_pipeline.run(credentials=self._credentials())
             raise_if_pending(trace_pipeline, pending)
