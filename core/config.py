@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from dlt import Pipeline
 
 TOnTerminalPackage = Literal["fail", "abort"]
+TOnStalePackage = Literal["abort", "fail"]
 RUN_CONFIG_FIELDS = frozenset({"retry_policy", "retry_pipeline_steps", "store_trace_info",
                                "run_from_clean_folder", "on_terminal_package", "lock_timeout",
-                               "drain_deadline"})
+                               "drain_deadline", "on_stale_package"})
 """The `run_config` fields a YAML/JSON mapping may hold (callables and pipelines cannot)."""
 
 
@@ -45,11 +46,15 @@ class RunConfig:
     drain_deadline: TDeadline = None
     """Seconds from the start of `run()`, or an absolute datetime, at which the run cancels
     itself and drains (set it before the orchestrator's hard timeout)."""
+    on_stale_package: TOnStalePackage = "abort"
+    """What finalizing does with a pending package the destination has moved past (another
+    worker loaded its data): abort it and delete its uncommitted rows, or raise."""
 
     def __post_init__(self) -> None:
         self.retrying: tenacity.Retrying = to_retrying(self.retry_policy)
         self.retry_pipeline_steps = validate.steps(self.retry_pipeline_steps)
         validate.on_terminal_package(self.on_terminal_package)
+        validate.on_stale_package(self.on_stale_package)
         validate.flag(self.run_from_clean_folder, "run_from_clean_folder")
         if not isinstance(self.store_trace_info, bool) and not _is_pipeline(self.store_trace_info):
             raise RunConfigError(
@@ -102,6 +107,7 @@ class RunConfig:
             "store_trace_info": trace if isinstance(trace, bool) else trace.pipeline_name,
             "run_from_clean_folder": self.run_from_clean_folder,
             "on_terminal_package": self.on_terminal_package,
+            "on_stale_package": self.on_stale_package,
             "callbacks": [type(c).__name__ for c in self.callbacks],
             "lock_timeout": self.lock_timeout,
             "drain_deadline": (

@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import tenacity
 
+from dlt_runner import stale
 from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
 from dlt_runner.cancel import Cancellation, TDeadline, hard_stop_of, is_drain
-from dlt_runner.config import RunConfig, TOnTerminalPackage
+from dlt_runner.config import RunConfig, TOnStalePackage, TOnTerminalPackage
 from dlt_runner.errors import (
     PendingPackageError,
     RunCancelled,
     RunConfigError,
     RunnerError,
+    StalePackageError,
     TerminalPackageError,
     one_line,
 )
@@ -85,6 +87,8 @@ class _RunState:
     """Load ids pending when the run started: packages an earlier run left behind."""
     archived: list[str] = field(default_factory=list)
     """Inherited packages the destination already had: archived without loading again."""
+    stale_load_ids: list[str] = field(default_factory=list)
+    stale_rows_deleted: dict[str, int] = field(default_factory=dict)
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
@@ -212,7 +216,8 @@ class Runner:
             self._cancellation.raise_if_requested()
             self._clean_folder()
         self._finalize(state, callbacks, dest_kwargs)
-        if resumes and not state.aborted_load_ids:  # aborted data is extracted again
+        if resumes and not state.aborted_load_ids and not state.stale_load_ids:
+            # aborted and stale data is extracted again
             logger.info("run %s: finished the data an earlier try extracted", run_key)
             write_run_key(pipeline, None)
             return
@@ -245,6 +250,8 @@ class Runner:
             finalized=self._finalized(state),
             pending_load_ids=pending_load_ids(self.pipeline),
             aborted_load_ids=state.aborted_load_ids,
+            stale_load_ids=state.stale_load_ids,
+            stale_rows_deleted=state.stale_rows_deleted,
             in_doubt_jobs=state.in_doubt_jobs,
             exception=error,
             cancel_reason=cancel_reason,
@@ -271,6 +278,9 @@ class Runner:
         self, state: _RunState, callbacks: CallbackDispatcher, dest_kwargs: dict[str, Any]
     ) -> None:
         pipeline = self.pipeline
+        if not pipeline.has_pending_data:
+            return
+        self._guard_stale(state)
         if not pipeline.has_pending_data:
             return
         state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline))
@@ -306,6 +316,24 @@ class Runner:
                     pipeline.pipeline_name, pending, pipeline.pipelines_dir, unreadable
                 ) from ex
         raise_if_pending(pipeline, pending)
+
+    def _guard_stale(self, state: _RunState) -> None:
+        """Never loads a package the destination moved past; see `dlt_runner.stale`."""
+        pipeline = self.pipeline
+        verdicts = stale.check(pipeline)
+        state.archived += stale.archive(pipeline, verdicts)
+        moved_past = [v for v in verdicts if v.stale]
+        if not moved_past:
+            return
+        if self.config.on_stale_package == "fail":
+            raise StalePackageError(
+                pipeline.pipeline_name,
+                moved_past[0].load_id,
+                moved_past[0].reason,
+                pipeline.pipelines_dir,
+            )
+        state.stale_rows_deleted = stale.discard(pipeline, verdicts)
+        state.stale_load_ids += [v.load_id for v in moved_past]
 
     def _terminal_package_error(
         self, ex: Exception, pending: Optional[list[str]]
@@ -511,6 +539,7 @@ def runner(
     callbacks: Sequence[RunnerCallbacks] = (),
     lock_timeout: float = 60.0,
     drain_deadline: TDeadline = None,
+    on_stale_package: TOnStalePackage = "abort",
 ) -> Runner:
     """Builds a `Runner` (the same call shape as dlt+'s `runner`); call `.run(data)` on it."""
     return Runner(
@@ -524,6 +553,7 @@ def runner(
             callbacks=callbacks,
             lock_timeout=lock_timeout,
             drain_deadline=drain_deadline,
+            on_stale_package=on_stale_package,
         ),
     )
 

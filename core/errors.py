@@ -19,6 +19,7 @@ __all__ = [
     "RunCancelled",
     "RunConfigError",
     "RunnerError",
+    "StalePackageError",
     "TerminalPackageError",
     "abort_command",
 ]
@@ -75,6 +76,24 @@ class PendingPackageError(RunnerError, TerminalException):
             f" `dlt pipeline --pipelines-dir {shlex.quote(pipelines_dir)}"
             f" {shlex.quote(pipeline_name)} load-package {first}`; to abort it and every newer"
             f" package (their data is not loaded): {abort}."
+        )
+
+
+class StalePackageError(RunnerError, TerminalException):
+    """A pending package the destination has moved past (`on_stale_package="fail"`).
+
+    Another try already extracted and loaded this data; loading the package would duplicate
+    rows or write older versions over newer ones. Never retried: the package stays stale.
+    """
+
+    def __init__(self, pipeline_name: str, load_id: str, reason: str, pipelines_dir: str) -> None:
+        self.pipeline_name = pipeline_name
+        self.load_id = load_id
+        super().__init__(
+            f"Pipeline {pipeline_name!r}: pending load package {load_id} is stale: {reason}."
+            " It was not loaded. Abort it (its data is already in the destination, from another"
+            f" try): {abort_command(pipeline_name, pipelines_dir, load_id)}, or run with"
+            " on_stale_package='abort', which also deletes the rows it left uncommitted."
         )
 
 

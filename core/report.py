@@ -221,6 +221,12 @@ class RunReport:
     """Packages an earlier run left pending (a crash, a cancel) that this run loaded first."""
     finalized_row_counts: dict[str, int] = field(default_factory=dict)
     """Rows per table of `finalized_load_ids`; also counted in `row_counts`."""
+    stale_load_ids: list[str] = field(default_factory=list)
+    """Pending packages the destination had moved past (another try loaded their data):
+    aborted without loading."""
+    stale_rows_deleted: dict[str, int] = field(default_factory=dict)
+    """Rows the stale packages had left uncommitted, deleted per table (`staging.` prefix for
+    the staging dataset)."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     """Jobs a killed process had committed without dlt knowing: marked completed, not re-run."""
     error: Optional[dict[str, Any]] = None
@@ -245,6 +251,8 @@ class RunReport:
         finalized: Optional[dict[str, dict[str, int]]] = None,
         aborted_load_ids: list[str],
         exception: Optional[BaseException],
+        stale_load_ids: Optional[list[str]] = None,
+        stale_rows_deleted: Optional[dict[str, int]] = None,
         in_doubt_jobs: Optional[list[dict[str, Any]]] = None,
         cancel_reason: Optional[str],
         trace_location: Optional[str],
@@ -273,6 +281,8 @@ class RunReport:
             pending_load_ids=list(pending_load_ids),
             aborted_load_ids=list(aborted_load_ids),
             finalized_load_ids=sorted(finalized or {}),
+            stale_load_ids=list(stale_load_ids or []),
+            stale_rows_deleted=dict(stale_rows_deleted or {}),
             in_doubt_jobs=list(in_doubt_jobs or []),
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
@@ -343,6 +353,12 @@ class RunReport:
             lines.append(
                 f"  finalized {len(report['finalized_load_ids'])} package(s) an earlier run left"
                 f" pending: {report['finalized_load_ids']} ({rows or 'no rows'})"
+            )
+        if report["stale_load_ids"]:
+            lines.append(
+                f"  STALE packages aborted (another try loaded their data):"
+                f" {report['stale_load_ids']}; uncommitted rows deleted:"
+                f" {report['stale_rows_deleted'] or 'none'}"
             )
         if report["pending_load_ids"]:
             lines.append(f"  pending load packages: {report['pending_load_ids']}")

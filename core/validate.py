@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 PIPELINE_STEPS = ("sync", "extract", "normalize", "load")
 ON_TERMINAL_PACKAGE = ("fail", "abort")
+ON_STALE_PACKAGE = ("abort", "fail")
 POLICY_FIELDS = {
     "none": ("type",),
     "fixed": ("type", "max_attempts", "wait"),
@@ -115,6 +116,17 @@ def on_terminal_package(value: Any) -> str:
             "on_terminal_package",
             f"unknown value {value!r}",
             'use "fail" (raise with the load id and the abort command) or "abort"',
+        )
+    return str(value)
+
+
+def on_stale_package(value: Any) -> str:
+    if value not in ON_STALE_PACKAGE:
+        raise RunConfigError(
+            "on_stale_package",
+            f"unknown value {value!r}",
+            'use "abort" (drop a package the destination moved past, delete its uncommitted'
+            ' rows and go on) or "fail" (raise with the abort command)',
         )
     return str(value)
 

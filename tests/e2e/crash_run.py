@@ -65,17 +65,21 @@ def run(args: dict[str, Any]) -> int:
     from tests.e2e.mutations import Counter
 
     _env()
-    counter = Counter(args["pipelines_dir"], args.get("kill_at"), args.get("signal", "KILL"))
+    kill_in = args.get("kill_in")
+    counter = Counter(args["pipelines_dir"], args.get("kill_at"), args.get("signal", "KILL"),
+                      kill_in=tuple(kill_in) if kill_in else None)
     counter.install()
     from dlt_runner import RunCancelled, runner
     from dlt_runner.packages import pending_load_ids
 
     pipeline = pipeline_of(args)
     pending_before = pending_load_ids(pipeline)
-    r = runner(pipeline, retry_policy=RETRY_POLICY, store_trace_info=True)
+    r = runner(pipeline, retry_policy=RETRY_POLICY, store_trace_info=True,
+               **args.get("run_config", {}))
     code = EXIT_OK
     try:
-        r.run(lambda: world.source(args["generation"], args["disposition"]))
+        r.run(lambda: world.source(args["generation"], args["disposition"]),
+              run_key=args.get("run_key"))
     except RunCancelled:
         code = EXIT_CANCELLED
     except Exception:
@@ -95,13 +99,26 @@ def run(args: dict[str, Any]) -> int:
 
 def verify(args: dict[str, Any]) -> int:
     """Checks the destination and the working folder after the resume; writes the problems."""
-    import dlt
+    problems = destination_problems(args)
+    pipeline, folder = folder_problems(args, args["pipelines_dir"], cursor=True)
+    problems += folder + trace_problems(args, pipeline)
+    Path(args["result"]).write_text(json.dumps({"problems": problems}))
+    return EXIT_OK
 
-    from dlt_runner.packages import pending_load_ids
-    from dlt_runner.workdir import TRACES_FOLDER
 
+def verify_workers(args: dict[str, Any]) -> int:
+    """After runs on several workers: the destination, and every worker's folder."""
+    problems = destination_problems(args)
+    for folder in args["workers"]:
+        problems += folder_problems(args, folder, cursor=folder == args["pipelines_dir"])[1]
+    Path(args["result"]).write_text(json.dumps({"problems": problems}))
+    return EXIT_OK
+
+
+def destination_problems(args: dict[str, Any]) -> list[str]:
+    """Every id once at its newest version, every load id of a row committed."""
     problems: list[str] = []
-    dataset, name = args["dataset"], args["pipeline_name"]
+    dataset = args["dataset"]
     expected = world.versions(args["generation"], args["disposition"])
     rows = query(args, f"SELECT id, version FROM {dataset}.{world.TABLE}")
     tally = Tally(i for i, _ in rows)
@@ -120,15 +137,34 @@ def verify(args: dict[str, Any]) -> int:
     )
     if orphans:
         problems.append(f"load ids not in _dlt_loads: {orphans}")
+    return problems
 
-    pipeline = dlt.attach(name, pipelines_dir=args["pipelines_dir"])
+
+def folder_problems(
+    args: dict[str, Any], pipelines_dir: str, cursor: bool
+) -> tuple[Any, list[str]]:
+    """Nothing pending in a worker's folder; with `cursor`, its cursor at the newest value."""
+    import dlt
+
+    from dlt_runner.packages import pending_load_ids
+
+    problems = []
+    pipeline = dlt.attach(args["pipeline_name"], pipelines_dir=pipelines_dir)
     if pending_load_ids(pipeline):
-        problems.append(f"still pending: {pending_load_ids(pipeline)}")
+        problems.append(f"still pending in {pipelines_dir}: {pending_load_ids(pipeline)}")
     want = world.cursor(args["generation"], args["disposition"])
     got = _cursor(pipeline.state)
-    if want != got:
+    if cursor and want != got:
         problems.append(f"cursor {got}, expected {want}")
+    return pipeline, problems
 
+
+def trace_problems(args: dict[str, Any], pipeline: Any) -> list[str]:
+    """The resume's report, and a trace row for every attempt of the killed run."""
+    from dlt_runner.workdir import TRACES_FOLDER
+
+    problems = []
+    dataset, name = args["dataset"], args["pipeline_name"]
     resumed = json.loads(Path(args["resumed"]).read_text())
     report = resumed["report"] or {}
     if report.get("status") != "success":
@@ -152,8 +188,7 @@ def verify(args: dict[str, Any]) -> int:
     leftovers = sorted(p.name for p in (Path(pipeline.working_dir) / TRACES_FOLDER).glob("*.json"))
     if leftovers:
         problems.append(f"trace fallback files not uploaded: {leftovers}")
-    Path(args["result"]).write_text(json.dumps({"problems": problems}))
-    return EXIT_OK
+    return problems
 
 
 def _cursor(state: Any) -> Any:

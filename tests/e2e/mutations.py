@@ -39,13 +39,15 @@ class Counter:
     """Install once per process with `install()`; `kill_at` None only records.
 
     `signal_name`: "KILL", "TERM", or "TERM2" (a second SIGTERM 50 ms later: a hard stop).
-    `skip` names steps whose mutations are not counted.
+    `skip` names steps whose mutations are not counted. `kill_in` ("load", 3) signals at the
+    third mutation of that step instead of at `kill_at`.
     """
 
     root: str
     kill_at: Optional[int] = None
     signal_name: str = "KILL"
     skip: tuple[str, ...] = ()
+    kill_in: Optional[tuple[str, int]] = None
     mutations: list[Mutation] = field(default_factory=list)
     fired: bool = False
     _steps: list[str] = field(default_factory=lambda: ["pipeline"])
@@ -77,6 +79,10 @@ class Counter:
             return
         k = len(self.mutations) + 1
         self.mutations.append(Mutation(k, event, os.path.relpath(path, self.root), self.step))
+        if self.kill_in is not None:
+            step, nth = self.kill_in
+            if self.step == step and sum(m.step == step for m in self.mutations) == nth:
+                self.kill_at = k
         if k == self.kill_at and not self.fired:
             self.fired = True
             if self.signal_name == "KILL":

@@ -1,0 +1,124 @@
+"""Two workers, one destination: a try killed on one worker and retried on the other.
+
+Each worker is its own pipelines folder (as two machines of a Celery or Kubernetes executor).
+Every run is a fresh process forked by `tests.e2e.zygote`; the source grows and rewrites rows
+by generation (`tests.e2e.world`), so a package loaded late would show as duplicates (append)
+or older versions (merge).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.zygote import Zygote
+from tests.postgres import PostgresServer
+
+JOBS = "tests.e2e.crash_run"
+
+
+@pytest.fixture(scope="module")
+def lane() -> Iterator[Zygote]:
+    server = Zygote()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _args(tmp_path: Path, destination: str, disposition: str, postgres: PostgresServer) -> dict:
+    dsn = None
+    if destination == "postgres":
+        database = f"w_{uuid.uuid4().hex[:12]}"
+        postgres.create_database(database)
+        dsn = postgres.dsn(database)
+    return {
+        "destination": destination,
+        "disposition": disposition,
+        "pipeline_name": "shop",
+        "dataset": "shop",
+        "db_path": str(tmp_path / "warehouse.duckdb"),
+        "dsn": dsn,
+    }
+
+
+class Workers:
+    """Runs tries of one pipeline on named workers (folders), each in a fresh process."""
+
+    def __init__(self, lane: Zygote, base: dict[str, Any], folder: Path) -> None:
+        self.lane, self.base, self.folder = lane, base, folder
+        self.runs = 0
+
+    def dir(self, worker: str) -> str:
+        return str(self.folder / f"worker_{worker}" / "pipelines")
+
+    def run(self, worker: str, generation: int, **extra: Any) -> tuple[int, dict[str, Any]]:
+        self.runs += 1
+        result = self.folder / f"run_{self.runs}_{worker}.json"
+        args = dict(self.base, pipelines_dir=self.dir(worker), generation=generation,
+                    result=str(result), **extra)
+        code = self.lane.call(f"{JOBS}:run", args, self.folder / f"run_{self.runs}_{worker}.log")
+        report = json.loads(result.read_text())["report"] if result.exists() else None
+        return code, report or {}
+
+    def log(self, worker: str, run: int) -> str:
+        return (self.folder / f"run_{run}_{worker}.log").read_text()[-3000:]
+
+    def problems(self, generation: int, last_worker: str, workers: list[str]) -> list[str]:
+        result = self.folder / "verify.json"
+        args = dict(self.base, pipelines_dir=self.dir(last_worker), generation=generation,
+                    workers=[self.dir(w) for w in workers], result=str(result))
+        assert self.lane.call(f"{JOBS}:verify_workers", args, self.folder / "verify.log") == 0
+        return list(json.loads(result.read_text())["problems"])
+
+
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_package_left_on_a_worker_after_its_retry_loaded_elsewhere_is_never_loaded(
+    destination: str, disposition: str, tmp_path: Path, postgres_server: PostgresServer,
+    lane: Zygote,
+) -> None:
+    """The four steps of issue 14, without a state store: the guard finds A's package stale."""
+    workers = Workers(lane, _args(tmp_path, destination, disposition, postgres_server), tmp_path)
+    # 1. the try on A is SIGKILLed mid-load: the first items job committed, dlt did not record
+    #    it (the 5th mutation of the load step is the job's completion marker)
+    code, _ = workers.run("a", 1, run_key="orders__2026-11-30", kill_in=["load", 5])
+    assert code == -9
+    # 2. the retry runs on B, which has no package: it extracts again and loads
+    code, report = workers.run("b", 1, run_key="orders__2026-11-30")
+    assert code == 0, workers.log("b", 2)
+    assert report["finalized_load_ids"] == []
+    # 3. a later run lands on A: its old package is stale, aborted, its committed rows deleted
+    code, report = workers.run("a", 2, run_key="orders__2026-12-01")
+    assert code == 0, workers.log("a", 3)
+    assert len(report["stale_load_ids"]) == 1 and report["finalized_load_ids"] == []
+    if disposition == "append":  # the job A committed (merge: into staging, since truncated)
+        assert report["stale_rows_deleted"] == {"items": 30}, report
+    # 4. a settle run on B
+    code, report = workers.run("b", 3, run_key="orders__2026-12-02")
+    assert code == 0, workers.log("b", 4)
+    assert workers.problems(3, "b", ["a", "b"]) == []
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_on_stale_package_fail_raises_and_keeps_the_package(
+    destination: str, tmp_path: Path, postgres_server: PostgresServer, lane: Zygote
+) -> None:
+    workers = Workers(lane, _args(tmp_path, destination, "append", postgres_server), tmp_path)
+    assert workers.run("a", 1, kill_in=["load", 5])[0] == -9
+    assert workers.run("b", 1)[0] == 0
+    code, report = workers.run("a", 2, run_config={"on_stale_package": "fail"})
+    assert code == 1
+    assert report["error"]["type"].endswith("StalePackageError")
+    message = report["error"]["message"]
+    assert "is stale" in message and "load-package" in message and "abort" in message
+    assert report["pending_load_ids"] and not report["stale_load_ids"]
+    # the default then aborts it
+    assert workers.run("a", 2)[0] == 0
+    assert workers.run("b", 3)[0] == 0
+    assert workers.problems(3, "b", ["a", "b"]) == []
