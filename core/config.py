@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import tenacity
 
@@ -22,7 +22,7 @@ TOnTerminalPackage = Literal["fail", "abort"]
 TOnStalePackage = Literal["abort", "fail"]
 RUN_CONFIG_FIELDS = frozenset({"retry_policy", "retry_pipeline_steps", "store_trace_info",
                                "run_from_clean_folder", "on_terminal_package", "lock_timeout",
-                               "drain_deadline", "on_stale_package"})
+                               "drain_deadline", "on_stale_package", "state_store"})
 """The `run_config` fields a YAML/JSON mapping may hold (callables and pipelines cannot)."""
 
 
@@ -49,12 +49,17 @@ class RunConfig:
     on_stale_package: TOnStalePackage = "abort"
     """What finalizing does with a pending package the destination has moved past (another
     worker loaded its data): abort it and delete its uncommitted rows, or raise."""
+    state_store: Optional[str] = None
+    """An fsspec URL (s3://, gs://, az://, file:///shared/...) every worker reaches: pending
+    work is checkpointed there, so a try on any worker continues where the last one stopped,
+    and a lease there keeps one run of the pipeline at a time. None: each worker alone."""
 
     def __post_init__(self) -> None:
         self.retrying: tenacity.Retrying = to_retrying(self.retry_policy)
         self.retry_pipeline_steps = validate.steps(self.retry_pipeline_steps)
         validate.on_terminal_package(self.on_terminal_package)
         validate.on_stale_package(self.on_stale_package)
+        validate.state_store(self.state_store)
         validate.flag(self.run_from_clean_folder, "run_from_clean_folder")
         if not isinstance(self.store_trace_info, bool) and not _is_pipeline(self.store_trace_info):
             raise RunConfigError(
@@ -108,6 +113,7 @@ class RunConfig:
             "run_from_clean_folder": self.run_from_clean_folder,
             "on_terminal_package": self.on_terminal_package,
             "on_stale_package": self.on_stale_package,
+            "state_store": self.state_store,
             "callbacks": [type(c).__name__ for c in self.callbacks],
             "lock_timeout": self.lock_timeout,
             "drain_deadline": (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -53,6 +54,7 @@ from dlt_runner.retry import (
     is_package_failure,
 )
 from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
+from dlt_runner.store import StateStore
 from dlt_runner.traces import TraceStore, trace_to_json
 from dlt_runner.workdir import (
     keep_runner_files,
@@ -89,6 +91,10 @@ class _RunState:
     """Inherited packages the destination already had: archived without loading again."""
     stale_load_ids: list[str] = field(default_factory=list)
     stale_rows_deleted: dict[str, int] = field(default_factory=dict)
+    store: Optional[StateStore] = None
+    run_key: Optional[str] = None
+    restored: list[str] = field(default_factory=list)
+    """Packages restored from the state store's checkpoint."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
@@ -143,7 +149,7 @@ class Runner:
         dest_kwargs, data_kwargs = self._split_kwargs(run_kwargs)
         self._check_data(data)
         pipeline = self.pipeline
-        state = _RunState(run_id=uuid.uuid4().hex, started_at=_now())
+        state = _RunState(run_id=uuid.uuid4().hex, started_at=_now(), run_key=run_key)
         callbacks = CallbackDispatcher(self.config.callbacks).with_collector(pipeline.collector)
         learn_from_pipeline(pipeline)
         learn_from_credentials(dest_kwargs.get("credentials"))
@@ -159,11 +165,12 @@ class Runner:
                         pipeline.pipeline_name,
                         self.config.lock_timeout,
                         self._cancellation.raise_if_requested,
-                    ):
-                        with keep_pending(pipeline):
-                            self._run_phases(
-                                state, callbacks, data, run_key, dest_kwargs, data_kwargs
-                            )
+                    ), self._shared_state() as state.store, keep_pending(pipeline):
+                        self._run_phases(
+                            state, callbacks, data, run_key, dest_kwargs, data_kwargs
+                        )
+                        if state.store is not None:
+                            state.store.done(run_key, self._loaded(state))
                 finally:
                     cancel_reason = self._cancellation.reason
                     cancel_signal = self._cancellation.signal
@@ -188,6 +195,19 @@ class Runner:
         self._finish(state, callbacks, None, cancel_reason)
         return state.last_result  # type: ignore[no-any-return]
 
+    @contextmanager
+    def _shared_state(self) -> Iterator[Optional[StateStore]]:
+        """The state store with its lease held, or None without one."""
+        if self.config.state_store is None:
+            yield None
+            return
+        store = StateStore(self.config.state_store, self.pipeline.pipeline_name)
+        store.check()
+        with store.lease(
+            self.config.lock_timeout, self._cancellation.raise_if_requested, self.cancel
+        ):
+            yield store
+
     def cancel(self, reason: str = "cancel requested") -> None:
         """Thread-safe; same effect as a first SIGTERM: drain, then raise `RunCancelled`."""
         self._cancellation.cancel(reason)
@@ -202,6 +222,13 @@ class Runner:
         data_kwargs: dict[str, Any],
     ) -> None:
         pipeline = self.pipeline
+        if state.store is not None:
+            if run_key is not None and state.store.done_key() == run_key:
+                logger.info("run %s already committed its data (state store): nothing to do",
+                            run_key)
+                return
+            restored = state.store.restore(pipeline)
+            state.restored = list(restored["load_ids"]) if restored else []
         state.normalized_rows = read_pending_rows(pipeline)
         state.inherited = set(pending_load_ids(pipeline))
         state.archived += repair(pipeline).archived  # whatever a killed process left
@@ -263,6 +290,10 @@ class Runner:
         _log_summary(self.report)
         callbacks.fire("on_after", self.pipeline, state.last_trace, self.report, error)
 
+    @staticmethod
+    def _loaded(state: _RunState) -> list[str]:
+        return [load_id for record in state.records for load_id in record.load_ids]
+
     def _finalized(self, state: _RunState) -> dict[str, dict[str, int]]:
         """Rows per table of the inherited packages this run loaded or archived."""
         done = [i for r in state.records for i in r.load_ids if i in state.inherited]
@@ -283,7 +314,7 @@ class Runner:
         self._guard_stale(state)
         if not pipeline.has_pending_data:
             return
-        state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline))
+        state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline, state.restored))
         pending = pending_load_ids(pipeline)
         logger.info(
             "pipeline %s has pending packages %s: loading them before new data",
@@ -448,11 +479,14 @@ class Runner:
             )
         error: Optional[BaseException] = None
         try:
-            return call()
+            with self._checkpoint_before_load(state):
+                return call()
         except BaseException as ex:
             error = ex
             raise
         finally:
+            if error is not None and state.store is not None and pipeline.has_pending_data:
+                self._checkpoint(state, "after a failed attempt")
             trace = pipeline.last_trace
             if trace is previous_trace:
                 trace = None  # dlt made no trace (it failed before starting one)
@@ -485,6 +519,36 @@ class Runner:
                 with self._cancellation.paused():
                     state.trace_location = self._traces.store(row)
                 state.trace_table = self._traces.last_table
+
+    @contextmanager
+    def _checkpoint_before_load(self, state: _RunState) -> Iterator[None]:
+        """With a state store, no package loads a row before it is checkpointed."""
+        pipeline = self.pipeline
+        if state.store is None:
+            yield
+            return
+        load = pipeline.load
+
+        def checkpointed_load(*args: Any, **kwargs: Any) -> Any:
+            state.store.save(pipeline, state.run_key, pending_load_ids(pipeline))  # type: ignore[union-attr]
+            return load(*args, **kwargs)
+
+        pipeline.load = checkpointed_load  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            if pipeline.__dict__.get("load") is checkpointed_load:
+                del pipeline.load
+
+    def _checkpoint(self, state: _RunState, when: str) -> None:
+        try:
+            with self._cancellation.paused():
+                state.store.save(  # type: ignore[union-attr]
+                    self.pipeline, state.run_key, pending_load_ids(self.pipeline)
+                )
+        except Exception as ex:  # the attempt's own error is the one to raise
+            logger.error("could not checkpoint %s %s: %s", self.pipeline.pipeline_name, when,
+                         one_line(ex))
 
     # --- arguments ----------------------------------------------------------------------------
 
@@ -540,6 +604,7 @@ def runner(
     lock_timeout: float = 60.0,
     drain_deadline: TDeadline = None,
     on_stale_package: TOnStalePackage = "abort",
+    state_store: Optional[str] = None,
 ) -> Runner:
     """Builds a `Runner` (the same call shape as dlt+'s `runner`); call `.run(data)` on it."""
     return Runner(
@@ -554,6 +619,7 @@ def runner(
             lock_timeout=lock_timeout,
             drain_deadline=drain_deadline,
             on_stale_package=on_stale_package,
+            state_store=state_store,
         ),
     )
 

@@ -15,11 +15,13 @@ from dlt.common.exceptions import TerminalException
 from dlt_runner.validate import RunConfigError, RunnerError
 
 __all__ = [
+    "CorruptCheckpoint",
     "PendingPackageError",
     "RunCancelled",
     "RunConfigError",
     "RunnerError",
     "StalePackageError",
+    "StateStoreError",
     "TerminalPackageError",
     "abort_command",
 ]
@@ -123,6 +125,31 @@ class RunCancelled(RunnerError, TerminalException):
         super().__init__(
             f"Run cancelled ({reason}); pending load packages {list(pending)} will be finalized"
             " by the next run."
+        )
+
+
+class StateStoreError(RunnerError):
+    """The state store cannot be read or written. Retryable: stores come back."""
+
+    runner_step = "sync"
+
+    def __init__(self, url: str, action: str, cause: BaseException) -> None:
+        super().__init__(
+            f"state_store {url}: could not {action} ({one_line(cause)}). Check that the store"
+            " is reachable from this worker and its credentials are set."
+        )
+
+
+class CorruptCheckpoint(RunnerError, TerminalException):
+    """A checkpoint that fails its checks is never restored; the local folder is untouched."""
+
+    def __init__(self, url: str, checkpoint_id: str, problem: str) -> None:
+        super().__init__(
+            f"state_store {url}: checkpoint {checkpoint_id} is corrupt ({problem}); it was not"
+            " restored and this worker's folder was not changed. Delete"
+            f" {url.rstrip('/')}/checkpoint.json and the checkpoint-*.tar beside it to start from"
+            " this worker's folder and the destination (the stale-package guard keeps that"
+            " exact)."
         )
 
 

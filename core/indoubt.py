@@ -10,6 +10,12 @@ Before finalizing, the runner looks each unmarked started job up in the table dl
 into (the staging dataset for merge) by the first `_dlt_id` of its file, written at normalize
 time and unique per row. Present means the transaction committed, so the runner records dlt's
 own "completed" marker and dlt moves on without running the job again.
+
+A package restored from a state store was checkpointed before its load started, so there even
+a job dlt lists as new may have committed on the worker that died. Such packages are checked
+job by job too; when one has, that worker's load had initialized the destination (created and
+truncated tables), and doing it again would truncate committed rows: the schema update is
+recorded as applied instead.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Collection
 from contextlib import nullcontext
 from typing import Any, Optional
 
@@ -30,21 +37,24 @@ DATA_FORMATS = ("insert_values", "jsonl", "typed-jsonl", "parquet", "csv")
 """Job files that insert rows; followup `sql` jobs (merges) are idempotent and left to dlt."""
 
 
-def resolve_in_doubt_jobs(pipeline: Any) -> list[dict[str, Any]]:
-    """Marks started jobs whose rows already are in the destination as completed."""
+def resolve_in_doubt_jobs(
+    pipeline: Any, restored: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Marks jobs whose rows already are in the destination as completed: started ones, and
+    new ones of the `restored` packages."""
     resolved: list[dict[str, Any]] = []
-    packages = None
+    load_storage = pipeline._get_load_storage()
+    packages = load_storage.normalized_packages
     for load_id in pipeline.list_normalized_load_packages():
         info = pipeline.get_load_package_info(load_id)
         started = info.jobs.get("started_jobs", [])
-        if not started:
-            continue
-        packages = packages or pipeline._get_load_storage().normalized_packages
+        new = info.jobs.get("new_jobs", []) if load_id in restored else []
         tables = info.schema.tables
-        for job in started:
+        committed = 0
+        for job in [*started, *new]:
             file_name = os.path.basename(job.file_path)
             table = job.job_file_info.table_name
-            if packages.load_pending_transition(load_id, file_name) is not None:
+            if job in started and packages.load_pending_transition(load_id, file_name) is not None:
                 continue  # dlt knows how this job ended
             if table not in tables or job.job_file_info.file_format not in DATA_FORMATS:
                 continue
@@ -59,7 +69,10 @@ def resolve_in_doubt_jobs(pipeline: Any) -> list[dict[str, Any]]:
                 )
                 continue
             if _row_exists(pipeline, info.schema, table, row_key):
+                if job not in started:
+                    packages.start_job(load_id, file_name)
                 packages.save_pending_transition(load_id, file_name, "completed")
+                committed += 1
                 resolved.append({"load_id": load_id, "table": table, "job": file_name})
                 logger.warning(
                     "job %s of package %s had committed before its process died; marked it"
@@ -67,6 +80,9 @@ def resolve_in_doubt_jobs(pipeline: Any) -> list[dict[str, Any]]:
                     file_name,
                     load_id,
                 )
+        update = load_storage.begin_schema_update(load_id) if committed and new else None
+        if update is not None:  # the dead worker's load initialized the destination already
+            load_storage.commit_schema_update(load_id, update)
     return resolved
 
 

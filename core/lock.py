@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from dlt_runner.errors import RunnerError
 from dlt_runner.log import logger
@@ -20,7 +20,9 @@ POLL_SECONDS = 0.2
 class PipelineBusy(RunnerError):
     """Another process holds the pipeline's working folder. Retryable: it will be released."""
 
-    def __init__(self, pipeline_name: str, lock_path: Path, holder: Optional[str], waited: float):
+    def __init__(
+        self, pipeline_name: str, lock_path: Union[Path, str], holder: Optional[str], waited: float
+    ):
         self.pipeline_name = pipeline_name
         self.lock_path = lock_path
         self.holder = holder

@@ -131,6 +131,20 @@ def on_stale_package(value: Any) -> str:
     return str(value)
 
 
+def state_store(value: Any) -> Optional[str]:
+    """The URL's shape only: whether fsspec knows the protocol is checked when a run starts."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z][\w+.-]*://.", value):
+        raise RunConfigError(
+            "state_store",
+            f"expected an fsspec URL, got {value!r}",
+            "use e.g. s3://bucket/dlt-runner, gs://bucket/prefix, az://container/prefix or"
+            " file:///shared/dlt-runner (a folder every worker mounts), or leave it unset",
+        )
+    return value
+
+
 def flag(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise RunConfigError(

@@ -13,7 +13,9 @@ from typing import Any, Optional
 TRACES_FOLDER = "traces"
 RUN_KEY_FILE = "runner_run_key.json"
 PENDING_ROWS_FILE = "runner_pending_rows.json"
-RUNNER_FILES = (TRACES_FOLDER, RUN_KEY_FILE, PENDING_ROWS_FILE)
+CHECKPOINT_FILE = "runner_checkpoint.json"
+"""Which state-store checkpoint this folder made or restored last (`dlt_runner.store`)."""
+RUNNER_FILES = (TRACES_FOLDER, RUN_KEY_FILE, PENDING_ROWS_FILE, CHECKPOINT_FILE)
 
 
 def runner_path(pipeline: Any, name: str) -> Path:

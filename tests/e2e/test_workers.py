@@ -22,9 +22,12 @@ from tests.postgres import PostgresServer
 JOBS = "tests.e2e.crash_run"
 
 
+LEASE_TTL = 3.0  # seconds; a SIGKILLed holder's lease expires this fast here
+
+
 @pytest.fixture(scope="module")
 def lane() -> Iterator[Zygote]:
-    server = Zygote()
+    server = Zygote(env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL)})
     try:
         yield server
     finally:
@@ -121,4 +124,41 @@ def test_on_stale_package_fail_raises_and_keeps_the_package(
     # the default then aborts it
     assert workers.run("a", 2)[0] == 0
     assert workers.run("b", 3)[0] == 0
+    assert workers.problems(3, "b", ["a", "b"]) == []
+
+
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_with_a_state_store_the_retry_on_another_worker_extracts_nothing(
+    destination: str, disposition: str, tmp_path: Path, postgres_server: PostgresServer,
+    lane: Zygote,
+) -> None:
+    """The same four steps with a shared `file://` store: B continues A's try."""
+    store = {"state_store": (tmp_path / "store").as_uri()}
+    workers = Workers(lane, _args(tmp_path, destination, disposition, postgres_server), tmp_path)
+    key = "orders__2026-11-30"
+    # 1. A is SIGKILLed mid-load, after its package was checkpointed, holding the lease
+    code, _ = workers.run("a", 1, run_key=key, kill_in=["load", 5], run_config=store)
+    assert code == -9
+    checkpoint = json.loads((tmp_path / "store" / "shop" / "checkpoint.json").read_text())
+    assert checkpoint["state"] == "pending" and checkpoint["run_key"] == key
+    # 2. B waits out A's lease, restores A's checkpoint and finishes A's package
+    code, report = workers.run("b", 1, run_key=key, run_config=store)
+    assert code == 0, workers.log("b", 2)
+    assert report["finalized_load_ids"] == checkpoint["load_ids"]
+    assert [a["phase"] for a in report["attempt_history"]] == ["finalize"]  # nothing extracted
+    assert report["row_counts"] == {"items": 60}
+    done = json.loads((tmp_path / "store" / "shop" / "checkpoint.json").read_text())
+    assert done["state"] == "done" and done["run_key"] == key
+    assert not list((tmp_path / "store" / "shop").glob("checkpoint-*.tar"))
+    # a retry of the same key anywhere extracts nothing
+    code, report = workers.run("a", 1, run_key=key, run_config=store)
+    assert code == 0 and report["attempts"] == 0 and report["load_ids"] == []
+    # 3. a later run on A: its own copy of the package is already loaded, so it is archived
+    code, report = workers.run("a", 2, run_key="orders__2026-12-01", run_config=store)
+    assert code == 0, workers.log("a", 4)
+    assert report["finalized_load_ids"] == checkpoint["load_ids"] and not report["stale_load_ids"]
+    # 4. a settle run on B
+    code, _ = workers.run("b", 3, run_key="orders__2026-12-02", run_config=store)
+    assert code == 0, workers.log("b", 5)
     assert workers.problems(3, "b", ["a", "b"]) == []
