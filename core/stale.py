@@ -186,9 +186,13 @@ def _origin(pipeline: Any, load_id: str) -> _Origin:
 def _read_destination(pipeline: Any, origins: list[_Origin]) -> _Destination:
     from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
+    from dlt.common.destination.client import WithStateSync
+
     seen = _Destination()
     client = pipeline.destination_client(origins[0].schema.name)
     sql = getattr(client, "sql_client", None)
+    if sql is None and not isinstance(client, WithStateSync):
+        return seen  # a sink (`@dlt.destination`) keeps no state to be stale against
     if sql is None:
         logger.warning(
             "pipeline %s: destination %s has no SQL client; the stale-package guard checks only"
