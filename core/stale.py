@@ -184,9 +184,8 @@ def _origin(pipeline: Any, load_id: str) -> _Origin:
 
 
 def _read_destination(pipeline: Any, origins: list[_Origin]) -> _Destination:
-    from dlt.common.destination.exceptions import DestinationUndefinedEntity
-
     from dlt.common.destination.client import WithStateSync
+    from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
     seen = _Destination()
     client = pipeline.destination_client(origins[0].schema.name)
