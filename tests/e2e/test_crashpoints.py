@@ -1,7 +1,7 @@
 """Crash points in CI: every scenario, a fixed sample of its points that covers every step.
 
 `make crashpoints` kills at every point (tests/e2e/crashpoints.py); here each scenario gets
-three SIGKILL points and one SIGTERM point, spread so that the six scenarios of a lifecycle
+two SIGKILL points and one SIGTERM point, spread so that the six scenarios of a lifecycle
 together hit every step of it. Plus the reproduction of the first-run commit window.
 """
 
@@ -31,7 +31,7 @@ from tests.e2e.mutations import STEPS
 from tests.postgres import PostgresServer
 
 SCENARIOS = all_scenarios()
-KILLS_PER_SCENARIO = 3
+KILLS_PER_SCENARIO = 2
 
 
 @pytest.fixture(scope="module")
