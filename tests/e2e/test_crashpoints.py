@@ -1,8 +1,9 @@
 """Crash points in CI: every scenario, a fixed sample of its points that covers every step.
 
 `make crashpoints` kills at every point (tests/e2e/crashpoints.py); here each scenario gets
-two SIGKILL points and one SIGTERM point, spread so that the six scenarios of a lifecycle
-together hit every step of it. Plus the reproduction of the first-run commit window.
+three SIGKILL points, spread so that the six scenarios of a lifecycle together hit every step
+of it, and each first-run scenario one SIGTERM point (the chaos sample drains the rest).
+Plus the reproduction of the first-run commit window.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.e2e.mutations import STEPS
 from tests.postgres import PostgresServer
 
 SCENARIOS = all_scenarios()
-KILLS_PER_SCENARIO = 2
+KILLS_PER_SCENARIO = 3
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,8 @@ def ci_sample(scenario: Scenario, calibration: Calibration) -> list[tuple[str, i
     for j in range(KILLS_PER_SCENARIO):
         step = steps[(i * KILLS_PER_SCENARIO + j) % len(steps)]
         sample.append(("KILL", calibration.middle(step)))
-    sample.append(("TERM", calibration.middle(steps[(i * 5 + 1) % len(steps)])))
+    if scenario.lifecycle == "first":
+        sample.append(("TERM", calibration.middle(steps[(i * 5 + 1) % len(steps)])))
     return sample
 
 
