@@ -296,7 +296,7 @@ class Runner:
 
     def _finalized(self, state: _RunState) -> dict[str, dict[str, int]]:
         """Rows per table of the inherited packages this run loaded or archived."""
-        done = [i for r in state.records for i in r.load_ids if i in state.inherited]
+        done = [load_id for load_id in self._loaded(state) if load_id in state.inherited]
         done += state.archived
         unknown = [i for i in done if i not in state.normalized_rows]
         if unknown:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e import world
+from tests.e2e.harness import query
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
 RETRY_POLICY = {"type": "fixed", "max_attempts": 3, "wait": 0}
@@ -197,23 +198,3 @@ def _cursor(state: Any) -> Any:
         for value in incremental.values():
             return value.get("last_value")
     return None
-
-
-def query(args: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    if args["destination"] == "postgres":
-        import psycopg2
-
-        con = psycopg2.connect(args["dsn"])
-        try:
-            with con.cursor() as cur:
-                cur.execute(sql)
-                return list(cur.fetchall())
-        finally:
-            con.close()
-    import duckdb
-
-    dcon = duckdb.connect(args["db_path"], read_only=True)
-    try:
-        return dcon.execute(sql).fetchall()
-    finally:
-        dcon.close()

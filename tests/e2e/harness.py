@@ -141,11 +141,11 @@ def _verify(outcome: Outcome, cfg: dict[str, Any], workdir: Path) -> None:
     import dlt
 
     dataset = cfg["dataset"]
-    rows = _query(cfg, f"SELECT id FROM {dataset}.items")
+    rows = query(cfg, f"SELECT id FROM {dataset}.items")
     ids = [r[0] for r in rows]
     outcome.lost = len(set(range(ROWS)) - set(ids))
     outcome.duplicates = len(ids) - len(set(ids))
-    orphans = _query(
+    orphans = query(
         cfg,
         f"SELECT DISTINCT _dlt_load_id FROM {dataset}.items WHERE _dlt_load_id NOT IN"
         f" (SELECT load_id FROM {dataset}._dlt_loads WHERE status = 0)",
@@ -163,7 +163,7 @@ def _verify(outcome: Outcome, cfg: dict[str, Any], workdir: Path) -> None:
     other_runs = {json.loads((workdir / "resumed_report.json").read_text())["run_id"]}
     if (workdir / "setup_report.json").exists():
         other_runs.add(json.loads((workdir / "setup_report.json").read_text())["run_id"])
-    traced = _query(
+    traced = query(
         cfg,
         f"SELECT run_id, attempt, status FROM {dataset}_traces.{cfg['pipeline_name']}_trace",
     )
@@ -195,7 +195,7 @@ def _cursor(state: Any) -> Any:
     return None
 
 
-def _query(cfg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+def query(cfg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
     if cfg["destination"] == "postgres":
         import psycopg2
 
