@@ -41,7 +41,11 @@ class DltRunOperator(BaseOperator):
     :param dlt_retry_policy: the core's `retry_policy` (attempts inside one try). Named apart
         from Airflow 3.3's own `retry_policy` of BaseOperator, which still works as usual.
     :param retry_pipeline_steps, store_trace_info, run_from_clean_folder,
-        on_terminal_package, callbacks, lock_timeout: the core's `RunConfig` fields.
+        on_terminal_package, on_stale_package, callbacks, lock_timeout: the core's `RunConfig`
+        fields.
+    :param state_store: an fsspec URL every worker reaches (`s3://bucket/prefix`,
+        `file:///shared/...`): with the CeleryExecutor or KubernetesExecutor a retry on any
+        worker continues where the last try stopped (see the core's `RunConfig.state_store`).
     :param drain_margin: with `execution_timeout`, the run starts draining this long before
         the timeout, so the drain (and the trace) finish before Airflow kills the task.
     :param push_load_info: also push the scrubbed dlt load info as XCom `load_info`.
@@ -72,6 +76,8 @@ class DltRunOperator(BaseOperator):
         store_trace_info: bool = False,
         run_from_clean_folder: bool = False,
         on_terminal_package: str = "fail",
+        on_stale_package: str = "abort",
+        state_store: Optional[str] = None,
         callbacks: Sequence[Any] = (),
         lock_timeout: float = 60.0,
         drain_margin: timedelta = timedelta(seconds=60),
@@ -87,6 +93,8 @@ class DltRunOperator(BaseOperator):
             validate.policy_dict(dlt_retry_policy, "dlt_retry_policy")
         self.retry_pipeline_steps = validate.steps(retry_pipeline_steps)
         self.on_terminal_package = validate.on_terminal_package(on_terminal_package)
+        self.on_stale_package = validate.on_stale_package(on_stale_package)
+        self.state_store = validate.state_store(state_store)
         self.store_trace_info = validate.flag(store_trace_info, "store_trace_info")
         self.run_from_clean_folder = validate.flag(run_from_clean_folder, "run_from_clean_folder")
         self.lock_timeout = validate.lock_timeout(lock_timeout)
@@ -136,6 +144,8 @@ class DltRunOperator(BaseOperator):
                 store_trace_info=self.store_trace_info,
                 run_from_clean_folder=self.run_from_clean_folder,
                 on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
+                on_stale_package=self.on_stale_package,  # type: ignore[arg-type]
+                state_store=self.state_store,
                 callbacks=self.callbacks,
                 lock_timeout=self.lock_timeout,
                 drain_deadline=self._drain_deadline(),

@@ -158,6 +158,10 @@ def _apply_overrides(spec: PipelineSpec, args: argparse.Namespace) -> None:
             spec.run_config[flag] = True
     if args.on_terminal_package:
         spec.run_config["on_terminal_package"] = args.on_terminal_package
+    if args.on_stale_package:
+        spec.run_config["on_stale_package"] = args.on_stale_package
+    if args.state_store:
+        spec.run_config["state_store"] = args.state_store
     if args.drain_deadline is not None:
         spec.run_config["drain_deadline"] = args.drain_deadline
     if args.pipelines_dir:
@@ -404,6 +408,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--store-trace-info", action="store_true")
     run.add_argument("--run-from-clean-folder", action="store_true")
     run.add_argument("--on-terminal-package", choices=("fail", "abort"))
+    run.add_argument("--on-stale-package", choices=("abort", "fail"))
+    run.add_argument("--state-store", metavar="URL",
+                     help="an fsspec URL every worker reaches (s3://..., file:///shared/...)")
     run.add_argument("--drain-deadline", type=float, metavar="SECONDS")
     run.add_argument("--progress-period", type=float, metavar="SECONDS",
                      help="seconds between progress lines (default 1 on a terminal, else 10)")

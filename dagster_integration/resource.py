@@ -94,6 +94,17 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         description='A pending package that fails terminally: "fail" (keep it, fail with the '
         'abort command) or "abort" (abort it and go on).',
     )
+    on_stale_package: str = Field(
+        default="abort",
+        description='A pending package the destination moved past (another run loaded its '
+        'data): "abort" (abort it, delete its uncommitted rows, go on) or "fail".',
+    )
+    state_store: Optional[str] = Field(
+        default=None,
+        description="An fsspec URL every run worker reaches (s3://bucket/prefix, "
+        "file:///shared/...): with run workers on Kubernetes, a retry continues where the "
+        "last try stopped, and a lease keeps one run of a pipeline at a time.",
+    )
     callbacks: list[str] = Field(
         default=[],
         description='"package.module:attribute" of RunnerCallbacks instances or classes.',
@@ -129,6 +140,8 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
             store_trace_info=self.store_trace_info,
             run_from_clean_folder=self.run_from_clean_folder,
             on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
+            on_stale_package=self.on_stale_package,  # type: ignore[arg-type]
+            state_store=self.state_store,
             callbacks=[_callback(path) for path in self.callbacks],
             lock_timeout=self.lock_timeout,
             drain_deadline=self.drain_deadline,

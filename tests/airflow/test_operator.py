@@ -62,6 +62,8 @@ def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
          "dlt_retry_policy.max_attempts"),
         ({"retry_pipeline_steps": ["laod"]}, "retry_pipeline_steps"),
         ({"on_terminal_package": "skip"}, "on_terminal_package"),
+        ({"on_stale_package": "load"}, "on_stale_package"),
+        ({"state_store": "/shared/folder"}, "state_store"),
         ({"execution_timeout": timedelta(minutes=1), "drain_margin": timedelta(minutes=5)},
          "drain_margin"),
         ({"pipeline_name": ""}, "pipeline_name"),

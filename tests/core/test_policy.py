@@ -65,6 +65,9 @@ def test_bad_policy_dicts_name_the_field_and_the_fix(spec: dict[str, Any], field
         ({"run_from_clean_folder": "yes"}, "run_from_clean_folder"),
         ({"callbacks": [print]}, "callbacks"),
         ({"retry_policy": 3}, "retry_policy"),
+        ({"on_stale_package": "ignore"}, "on_stale_package"),
+        ({"state_store": "shared/folder"}, "state_store"),
+        ({"state_store": 3}, "state_store"),
     ],
 )
 def test_bad_run_config_fields_fail_at_construction(kwargs: dict[str, Any], field: str) -> None:

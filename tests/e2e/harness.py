@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ KINDS = ("TERM", "TERM2", "KILL")
 DESTINATIONS = ("duckdb", "postgres")
 DISPOSITIONS = ("append", "merge")
 ROWS = 120
+_DLT = threading.Lock()
+"""dlt swaps sys.stdout for a StringIO while it probes for Airflow (`contextlib.redirect_stdout`
+in `config_providers_context`): two threads doing it at once leave stdout swapped for good."""
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,12 @@ def _verify(outcome: Outcome, cfg: dict[str, Any], workdir: Path) -> None:
     )
     if orphans:
         outcome.problems.append(f"load ids not committed in _dlt_loads: {orphans}")
-    pipeline = dlt.attach(cfg["pipeline_name"], pipelines_dir=cfg["pipelines_dir"])
-    if pipeline.has_pending_data:
+    with _DLT:
+        pipeline = dlt.attach(cfg["pipeline_name"], pipelines_dir=cfg["pipelines_dir"])
+        pending, state = pipeline.has_pending_data, pipeline.state
+    if pending:
         outcome.problems.append("packages still pending after the resume")
-    cursor = _cursor(pipeline.state)
+    cursor = _cursor(state)
     if cursor != ROWS - 1:
         outcome.problems.append(f"incremental cursor is {cursor}, expected {ROWS - 1}")
     # every attempt of the killed run has its trace row, uploaded from the fallback file by the
