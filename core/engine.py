@@ -229,9 +229,9 @@ class Runner:
                 return
             restored = state.store.restore(pipeline)
             state.restored = list(restored["load_ids"]) if restored else []
+        state.archived += repair(pipeline).archived  # whatever a killed process left
         state.normalized_rows = read_pending_rows(pipeline)
         state.inherited = set(pending_load_ids(pipeline))
-        state.archived += repair(pipeline).archived  # whatever a killed process left
         # pending data extracted by an earlier call with this key is this call's data
         resumes = (
             run_key is not None

@@ -35,15 +35,26 @@ from typing import Any, Optional
 from dlt_runner.errors import PendingPackageError
 from dlt_runner.log import logger
 
+STORAGE_FOLDERS = ("normalize/extracted", "load/new", "load/normalized", "load/loaded")
+"""The folders dlt makes once, right after a storage's `.version` file."""
+PENDING_FOLDERS = ("normalize/extracted", "load/normalized")
+
 
 def pending_load_ids(pipeline: Any) -> list[str]:
-    """Extracted and normalized packages not loaded yet, oldest first."""
-    try:
-        return sorted(
-            {*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()}
-        )
-    except Exception:
-        return []
+    """Extracted and normalized packages not loaded yet, oldest first.
+
+    Read from the folders, not through dlt: a folder a killed process never made holds no
+    package, and any other error must reach the caller (a wipe guard that read "nothing
+    pending" from a failed listing would let the wipe through).
+    """
+    ids: set[str] = set()
+    for name in PENDING_FOLDERS:
+        folder = os.path.join(pipeline.working_dir, name)
+        try:
+            ids.update(e.name for e in os.scandir(folder) if e.is_dir())
+        except FileNotFoundError:
+            continue
+    return sorted(ids)
 
 
 @dataclass
@@ -61,10 +72,22 @@ def repair(pipeline: Any) -> Repair:
 
     Raises `PendingPackageError` for a package that cannot be loaded (no `schema.json`).
     """
+    _make_storage_folders(pipeline)
     _remove_half_saved_schemas(pipeline)
     done = Repair(archived=_archive_completed(pipeline))
     done.state_from = _install_state_and_schemas(pipeline)
     return done
+
+
+def _make_storage_folders(pipeline: Any) -> None:
+    """A process killed between a storage's `.version` and its folders leaves a storage dlt
+    never completes: it only makes the folders with the `.version` file, and every listing
+    of the missing folder fails from then on."""
+    working = pipeline.working_dir
+    if not os.path.isdir(working):
+        return
+    for name in STORAGE_FOLDERS:
+        os.makedirs(os.path.join(working, name), exist_ok=True)
 
 
 _SAVE_LEFTOVER = re.compile(r"^[0-9a-f]{16}$")

@@ -36,6 +36,7 @@ from typing import Any, Optional
 from dlt_runner.errors import CorruptCheckpoint, RunnerError, StateStoreError
 from dlt_runner.lease import Lease
 from dlt_runner.log import logger
+from dlt_runner.packages import STORAGE_FOLDERS
 from dlt_runner.validate import RunConfigError
 from dlt_runner.workdir import CHECKPOINT_FILE, RUNNER_FILES, TRACES_FOLDER, runner_path
 
@@ -46,8 +47,6 @@ KEPT = ("state.json", "schemas", "normalize/extracted", "normalize/.version", "l
 REPLACED = ("state.json", "schemas", "normalize", "load/normalized", "load/new",
             *(name for name in RUNNER_FILES if name not in (CHECKPOINT_FILE, TRACES_FOLDER)))
 """What a restore replaces; trace fallback files are merged, the archive is kept."""
-FOLDERS = ("normalize/extracted", "load/new", "load/normalized", "load/loaded")
-"""Folders dlt creates once, with the `.version` files a checkpoint carries: made on restore."""
 
 
 class StateStore:
@@ -187,14 +186,7 @@ class StateStore:
             logger.warning("could not remove checkpoint %s: %s", checkpoint_id, ex)
 
 
-def _filesystem(url: Any) -> tuple[Any, str]:
-    if not isinstance(url, str) or "://" not in url:
-        raise RunConfigError(
-            "state_store",
-            f"expected an fsspec URL, got {url!r}",
-            "use e.g. s3://bucket/dlt-runner, gs://bucket/prefix, az://container/prefix or"
-            " file:///shared/dlt-runner (a folder every worker mounts)",
-        )
+def _filesystem(url: str) -> tuple[Any, str]:
     import fsspec
 
     try:
@@ -265,7 +257,7 @@ def _unpack_into(data: bytes, pipeline: Any, url: str, checkpoint_id: str) -> No
             elif not (target.exists() and item.parent.name == TRACES_FOLDER):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(item, target)
-        for name in FOLDERS:
+        for name in STORAGE_FOLDERS:
             (working / name).mkdir(parents=True, exist_ok=True)
     finally:
         shutil.rmtree(staged, ignore_errors=True)

@@ -132,7 +132,8 @@ def on_stale_package(value: Any) -> str:
 
 
 def state_store(value: Any) -> Optional[str]:
-    """The URL's shape only: whether fsspec knows the protocol is checked when a run starts."""
+    """The URL's shape, its protocol and the package serving it (found, not imported: a DAG
+    parse stays cheap); whether the store can be reached is checked when a run starts."""
     if value is None:
         return None
     if not isinstance(value, str) or not re.match(r"^[A-Za-z][\w+.-]*://.", value):
@@ -141,6 +142,27 @@ def state_store(value: Any) -> Optional[str]:
             f"expected an fsspec URL, got {value!r}",
             "use e.g. s3://bucket/dlt-runner, gs://bucket/prefix, az://container/prefix or"
             " file:///shared/dlt-runner (a folder every worker mounts), or leave it unset",
+        )
+    import importlib.util
+
+    from fsspec.registry import known_implementations, registry
+
+    protocol = value.split("://", 1)[0].lower()
+    known = known_implementations.get(protocol)
+    if known is None and protocol not in registry:
+        raise RunConfigError(
+            "state_store",
+            f"fsspec knows no protocol {protocol!r}",
+            "use s3://, gs://, az://, file:// or another protocol fsspec lists in"
+            " fsspec.available_protocols()",
+        )
+    package = str(known["class"]).split(".")[0] if known else None
+    if package and importlib.util.find_spec(package) is None:
+        extra = " (pip install 'dlt-runner[s3]')" if protocol in ("s3", "s3a") else ""
+        raise RunConfigError(
+            "state_store",
+            f"the package {package} that serves {protocol}:// is not installed",
+            f"install {package} on every worker{extra}",
         )
     return value
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres import PostgresServer, start_postgres
+from tests.s3 import S3Server, start_s3
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +37,16 @@ def pipelines_dir(tmp_path: Path) -> str:
 def postgres_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL on loopback, started once per test session when a test asks for it."""
     server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 API server (moto) on loopback with an empty bucket `tests.s3.BUCKET`."""
+    server = start_s3()
     try:
         yield server
     finally:

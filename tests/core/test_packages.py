@@ -13,6 +13,7 @@ from typing import Any
 
 import dlt
 import pytest
+from dlt.common.storages import LoadStorage
 
 from dlt_runner import runner
 from dlt_runner.errors import PendingPackageError
@@ -196,3 +197,26 @@ def test_a_schema_save_cut_short_does_not_break_later_runs(
     assert r.report is not None and r.report.status == "success"
     assert not leftover.exists()
     assert ids_in(tmp_path / "warehouse.duckdb", "items", "data") == list(range(5))
+
+
+@pytest.mark.parametrize("pending", [False, True], ids=["nothing-pending", "a-package-pending"])
+def test_a_storage_whose_folders_were_never_made_is_completed(
+    tmp_path: Path, pipelines_dir: str, pending: bool
+) -> None:
+    """dlt writes `load/.version`, then makes `load/new`, `normalized` and `loaded`; a process
+    killed in between (found by `make chaos`) left a storage every later listing failed on."""
+    pipeline = _pipeline(tmp_path, pipelines_dir)
+    if pending:
+        pipeline.extract(_rows(0, 3), table_name="items")
+    working = Path(pipeline.working_dir)
+    (working / "load").mkdir(exist_ok=True)
+    (working / "load" / ".version").write_text(str(LoadStorage.STORAGE_VERSION))
+    assert not (working / "load" / "normalized").exists()
+    assert pending_load_ids(pipeline) == (pipeline.list_extracted_load_packages() if pending
+                                          else [])
+
+    r = runner(_pipeline(tmp_path, pipelines_dir))
+    r.run(_rows(3, 5), table_name="items")
+    assert r.report is not None and r.report.status == "success"
+    expected = list(range(5)) if pending else [3, 4]
+    assert ids_in(tmp_path / "warehouse.duckdb", "items", "data") == expected

@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.zygote import Zygote
 from tests.postgres import PostgresServer
+from tests.s3 import BUCKET, S3Server
 
 JOBS = "tests.e2e.crash_run"
 
@@ -32,6 +33,30 @@ def lane() -> Iterator[Zygote]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def s3_lane(s3_server: S3Server) -> Iterator[Zygote]:
+    """Workers that reach the S3 server as they would AWS: through the usual AWS variables."""
+    server = Zygote(env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL), **s3_server.env()})
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class Store:
+    """The state store a test uses, read back with fsspec the way the workers write it."""
+
+    def __init__(self, url: str, fs: Any, root: str) -> None:
+        self.url, self.fs, self.root = url, fs, root
+
+    def manifest(self) -> dict[str, Any]:
+        with self.fs.open(f"{self.root}/shop/checkpoint.json", "rb") as f:
+            return dict(json.loads(f.read()))
+
+    def tars(self) -> list[str]:
+        return list(self.fs.glob(f"{self.root}/shop/checkpoint-*.tar"))
 
 
 def _args(tmp_path: Path, destination: str, disposition: str, postgres: PostgresServer) -> dict:
@@ -132,37 +157,52 @@ def test_on_stale_package_fail_raises_and_keeps_the_package(
     assert workers.problems(3, "b", ["a", "b"]) == []
 
 
-@pytest.mark.parametrize("destination, disposition", PAIRS)
+STORE_CASES = [("file", "duckdb", "append"), ("file", "postgres", "merge"),
+               ("s3", "duckdb", "append")]
+
+
+@pytest.mark.parametrize("kind, destination, disposition", STORE_CASES)
 def test_with_a_state_store_the_retry_on_another_worker_extracts_nothing(
-    destination: str, disposition: str, tmp_path: Path, postgres_server: PostgresServer,
-    lane: Zygote,
+    kind: str, destination: str, disposition: str, tmp_path: Path,
+    postgres_server: PostgresServer, request: pytest.FixtureRequest,
 ) -> None:
-    """The same four steps with a shared `file://` store: B continues A's try."""
-    store = {"state_store": (tmp_path / "store").as_uri()}
+    """The same four steps with a shared store (a `file://` folder, or S3): B continues A's try."""
+    if kind == "s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        lane: Zygote = request.getfixturevalue("s3_lane")
+        prefix = f"{BUCKET}/{uuid.uuid4().hex[:8]}"
+        store = Store(f"s3://{prefix}", s3.filesystem(), prefix)
+    else:
+        import fsspec
+
+        lane = request.getfixturevalue("lane")
+        store = Store((tmp_path / "store").as_uri(), fsspec.filesystem("file"),
+                      str(tmp_path / "store"))
+    config = {"state_store": store.url}
     workers = Workers(lane, _args(tmp_path, destination, disposition, postgres_server), tmp_path)
     key = "orders__2026-11-30"
     # 1. A is SIGKILLed mid-load, after its package was checkpointed, holding the lease
-    code, _ = workers.run("a", 1, run_key=key, kill_in=["load", 5], run_config=store)
+    code, _ = workers.run("a", 1, run_key=key, kill_in=["load", 5], run_config=config)
     assert code == -9
-    checkpoint = json.loads((tmp_path / "store" / "shop" / "checkpoint.json").read_text())
+    checkpoint = store.manifest()
     assert checkpoint["state"] == "pending" and checkpoint["run_key"] == key
     # 2. B waits out A's lease, restores A's checkpoint and finishes A's package
-    code, report = workers.run("b", 1, run_key=key, run_config=store)
+    code, report = workers.run("b", 1, run_key=key, run_config=config)
     assert code == 0, workers.log("b", 2)
     assert report["finalized_load_ids"] == checkpoint["load_ids"]
     assert [a["phase"] for a in report["attempt_history"]] == ["finalize"]  # nothing extracted
     assert report["row_counts"] == {"items": 60}
-    done = json.loads((tmp_path / "store" / "shop" / "checkpoint.json").read_text())
+    done = store.manifest()
     assert done["state"] == "done" and done["run_key"] == key
-    assert not list((tmp_path / "store" / "shop").glob("checkpoint-*.tar"))
+    assert store.tars() == []
     # a retry of the same key anywhere extracts nothing
-    code, report = workers.run("a", 1, run_key=key, run_config=store)
+    code, report = workers.run("a", 1, run_key=key, run_config=config)
     assert code == 0 and report["attempts"] == 0 and report["load_ids"] == []
     # 3. a later run on A: its own copy of the package is already loaded, so it is archived
-    code, report = workers.run("a", 2, run_key="orders__2026-12-01", run_config=store)
+    code, report = workers.run("a", 2, run_key="orders__2026-12-01", run_config=config)
     assert code == 0, workers.log("a", 4)
     assert report["finalized_load_ids"] == checkpoint["load_ids"] and not report["stale_load_ids"]
     # 4. a settle run on B
-    code, _ = workers.run("b", 3, run_key="orders__2026-12-02", run_config=store)
+    code, _ = workers.run("b", 3, run_key="orders__2026-12-02", run_config=config)
     assert code == 0, workers.log("b", 5)
     assert workers.problems(3, "b", ["a", "b"]) == []

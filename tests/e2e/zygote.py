@@ -101,6 +101,8 @@ def _warm_up() -> None:
         )
         names = json.loads(listing.read_text()) if code == 0 else []
     for name in names:
+        if name == "_asyncio":  # imported before asyncio, asyncio.current_task() is None in
+            continue  # every task of a forked job (aiohttp, so s3fs, then fails)
         try:
             importlib.import_module(name)
         except BaseException:  # a module that cannot be imported alone is skipped
