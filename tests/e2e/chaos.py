@@ -43,6 +43,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         lane = lanes.get()
         try:
             outcome = run_case(case, base / case.id, server.dsn() if server else None, lane)
+        except Exception as ex:  # e.g. no data table at all: a failed case, not a failed sweep
+            outcome = Outcome(case, -1, -1, problems=[f"{type(ex).__name__}: {ex}"])
         finally:
             lanes.put(lane)
             shutil.rmtree(base / case.id, ignore_errors=True)
