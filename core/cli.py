@@ -264,8 +264,12 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
+    """Pending packages in this worker's folder, and rows in the destination dlt never
+    recorded (a worker killed mid-load that never came back); `--discard` deletes those."""
     from dlt_runner.errors import abort_command
     from dlt_runner.launch import build_pipeline
+    from dlt_runner.packages import keep_pending
+    from dlt_runner.stale import discard_uncommitted, uncommitted
 
     project = _project_or_fail(args)
     pipeline = build_pipeline(project.pipeline(args.pipeline))
@@ -281,15 +285,42 @@ def cmd_pending(args: argparse.Namespace) -> int:
             "abort_command": abort_command(pipeline.pipeline_name, pipeline.pipelines_dir,
                                            load_id).strip("`"),
         })
+    rows: dict[str, dict[str, int]] = {}
+    deleted: dict[str, int] = {}
+    error = None
+    try:
+        with keep_pending(pipeline):
+            if not pipeline.schemas:  # a worker that never ran this pipeline
+                pipeline.sync_destination()
+        if args.discard:
+            deleted = discard_uncommitted(pipeline, args.discard)
+        rows = uncommitted(pipeline)
+    except RunConfigError as ex:
+        return _fail_config(args, [str(ex)])
+    except Exception as ex:
+        error = f"could not read the destination: {_first_line(ex)}"
+    command = f"dlt-runner pending {args.pipeline}" + (
+        f" --config {args.config}" if args.config != DEFAULT_CONFIG else "")
+    orphans = [{"load_id": lid, "rows": counts, "discard_command": f"{command} --discard {lid}"}
+               for lid, counts in rows.items()]
     if args.json:
-        _print_json({"pipeline_name": pipeline.pipeline_name, "pending": packages})
+        _print_json({"pipeline_name": pipeline.pipeline_name, "pending": packages,
+                     "uncommitted": orphans, "deleted": deleted, "error": error})
     else:
         print(f"{pipeline.pipeline_name}: {len(packages)} pending package(s)")
         for p in packages:
             print(f"  {p['load_id']}  {p['state']}  {p.get('jobs', '')}")
             if "abort_command" in p:
                 print(f"    abort (drops its data): {p['abort_command']}")
-    return ExitCode.SUCCESS
+        if deleted:
+            print(f"deleted uncommitted rows: {deleted}")
+        print(f"{len(orphans)} load(s) with rows in the destination that dlt never recorded"
+              + (f" ({error})" if error else ""))
+        for o in orphans:
+            print(f"  {o['load_id']}  {o['rows']}")
+            print("    a worker killed mid-load that never came back left them; once no run is"
+                  f" in flight, delete them: {o['discard_command']}")
+    return ExitCode.FAILED if error else ExitCode.SUCCESS
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
@@ -436,7 +467,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--first", metavar="UNIT", help="the unit to run alone first")
     plan.add_argument("--json", action="store_true")
 
-    for name, func, text in (("pending", cmd_pending, "pending load packages"),
+    for name, func, text in (("pending", cmd_pending, "pending packages and uncommitted rows"),
                              ("traces", cmd_traces, "stored traces and fallback files")):
         sub = commands.add_parser(name, help=text, parents=[common])
         sub.set_defaults(command=func)
@@ -444,6 +475,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         if name == "traces":
             sub.add_argument("--limit", type=int, default=20)
+        else:
+            sub.add_argument("--discard", action="append", metavar="LOAD_ID",
+                             help="delete the uncommitted rows of this load id")
     return parser
 
 

@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 from dlt_runner.log import logger
 from dlt_runner.packages import pending_load_ids
+from dlt_runner.validate import RunConfigError
 
 
 @dataclass
@@ -152,6 +153,65 @@ def archive(pipeline: Any, verdicts: list[Verdict]) -> list[str]:
         else:
             load_storage.complete_load_package(load_id, False)
     return done
+
+
+def uncommitted(pipeline: Any) -> dict[str, dict[str, int]]:
+    """Rows in the destination whose load id dlt never recorded, per load id and table,
+    leaving out this folder's pending packages (their next load finishes or discards them).
+
+    Without a state store, a worker killed mid-load that never comes back leaves such rows
+    (append: duplicates of what its retry loaded). Only an operator knows that no run is in
+    flight and the worker is gone: `dlt-runner pending` lists them with the command that
+    deletes them (`discard_uncommitted`).
+    """
+    from dlt.common.destination.exceptions import DestinationUndefinedEntity
+
+    found: dict[str, dict[str, int]] = {}
+    mine = set(pending_load_ids(pipeline))
+    for schema in pipeline.schemas.values():
+        client = pipeline.destination_client(schema.name)
+        sql = getattr(client, "sql_client", None)
+        if sql is None:
+            continue
+        column = sql.escape_column_name(schema.naming.normalize_identifier("_dlt_load_id"))
+        load_id = sql.escape_column_name(schema.naming.normalize_identifier("load_id"))
+        loads = sql.make_qualified_table_name(schema.loads_table_name)
+        tables = [t for t, d in schema.tables.items() if "_dlt_load_id" in d.get("columns", {})]
+        with sql:
+            for table in tables:
+                try:
+                    rows = sql.execute_sql(
+                        f"SELECT {column}, COUNT(*) FROM {sql.make_qualified_table_name(table)}"
+                        f" WHERE {column} NOT IN (SELECT {load_id} FROM {loads})"
+                        f" GROUP BY {column}"
+                    ) or []
+                except DestinationUndefinedEntity:
+                    continue
+                for lid, count in rows:
+                    if str(lid) not in mine:
+                        found.setdefault(str(lid), {})[table] = int(count)
+    return dict(sorted(found.items()))
+
+
+def discard_uncommitted(pipeline: Any, load_ids: list[str]) -> dict[str, int]:
+    """Deletes the rows of `load_ids`, each of which must be listed by `uncommitted`."""
+    listed = uncommitted(pipeline)
+    unknown = [lid for lid in load_ids if lid not in listed]
+    if unknown:
+        raise RunConfigError(
+            "--discard",
+            f"load ids {unknown} have no uncommitted rows of pipeline {pipeline.pipeline_name}"
+            " (committed, pending in this folder, or absent); nothing was deleted",
+            "pass load ids that `dlt-runner pending` lists as never recorded",
+        )
+    deleted: dict[str, int] = {}
+    for lid in load_ids:
+        for schema in pipeline.schemas.values():
+            for table, count in _delete_rows(pipeline, schema, lid).items():
+                deleted[table] = deleted.get(table, 0) + count
+    logger.warning("pipeline %s: deleted uncommitted rows of loads %s: %s",
+                   pipeline.pipeline_name, load_ids, deleted)
+    return deleted
 
 
 def _origin(pipeline: Any, load_id: str) -> _Origin:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from dlt_runner.cli import ExitCode
@@ -251,3 +252,30 @@ def test_plan_prints_the_units_a_source_decomposes_into(tmp_path: Path) -> None:
         text.stdout)
     missing = cli(tmp_path, "plan", "marketplace_source:marketplace_source", env=env)
     assert missing.returncode == 2 and "--pipeline-name" in missing.stdout + missing.stderr
+
+
+def test_pending_lists_rows_dlt_never_recorded_and_discards_them(project: Path) -> None:
+    """Rows of a load id missing from `_dlt_loads` (a worker killed mid-load, never back)."""
+    assert cli(project, "run", "shop").returncode == ExitCode.SUCCESS
+    db = project / "warehouse.duckdb"
+    (table, loaded), *_ = query(db, "SELECT table_name, (SELECT MIN(load_id) FROM"
+                                " shop._dlt_loads) FROM information_schema.columns WHERE"
+                                " table_schema = 'shop' AND column_name = '_dlt_load_id'"
+                                " AND table_name NOT LIKE '_dlt%' ORDER BY 1")
+    orphan = "1796000000.123"
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"INSERT INTO shop.{table} SELECT * REPLACE ('{orphan}' AS _dlt_load_id)"
+                    f" FROM shop.{table} LIMIT 3")
+    listed = cli(project, "pending", "shop", "--json")
+    assert listed.returncode == ExitCode.SUCCESS, listed.stderr
+    report = _one_json(listed.stdout)
+    assert report["pending"] == [] and report["error"] is None
+    (entry,) = report["uncommitted"]
+    assert entry["load_id"] == orphan and entry["rows"] == {table: 3}
+    assert entry["discard_command"] == f"dlt-runner pending shop --discard {orphan}"
+    # only listed load ids can be discarded: a committed one is refused, nothing deleted
+    refused = cli(project, "pending", "shop", "--discard", loaded)
+    assert refused.returncode == ExitCode.CONFIG and "nothing was deleted" in refused.stderr
+    done = cli(project, *entry["discard_command"].split()[1:], "--json")
+    assert _one_json(done.stdout)["deleted"] == {table: 3}
+    assert _one_json(cli(project, "pending", "shop", "--json").stdout)["uncommitted"] == []

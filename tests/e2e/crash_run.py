@@ -98,6 +98,17 @@ def run(args: dict[str, Any]) -> int:
     return code
 
 
+def uncommitted(args: dict[str, Any]) -> int:
+    """What `dlt-runner pending` lists as never recorded; with `discard`, deletes it all."""
+    from dlt_runner.stale import discard_uncommitted, uncommitted
+
+    pipeline = pipeline_of(args)
+    found = uncommitted(pipeline)
+    deleted = discard_uncommitted(pipeline, list(found)) if args.get("discard") else {}
+    Path(args["result"]).write_text(json.dumps({"uncommitted": found, "deleted": deleted}))
+    return EXIT_OK
+
+
 def verify(args: dict[str, Any]) -> int:
     """Checks the destination and the working folder after the resume; writes the problems."""
     problems = destination_problems(args)

@@ -97,6 +97,13 @@ class Workers:
     def log(self, worker: str, run: int) -> str:
         return (self.folder / f"run_{run}_{worker}.log").read_text()[-3000:]
 
+    def uncommitted(self, worker: str, discard: bool) -> dict[str, Any]:
+        result = self.folder / "uncommitted.json"
+        args = dict(self.base, pipelines_dir=self.dir(worker), result=str(result),
+                    discard=discard)
+        assert self.lane.call(f"{JOBS}:uncommitted", args, self.folder / "uncommitted.log") == 0
+        return dict(json.loads(result.read_text()))
+
     def problems(self, generation: int, last_worker: str, workers: list[str]) -> list[str]:
         result = self.folder / "verify.json"
         args = dict(self.base, pipelines_dir=self.dir(last_worker), generation=generation,
@@ -136,6 +143,26 @@ def test_a_package_left_on_a_worker_after_its_retry_loaded_elsewhere_is_never_lo
     code, report = workers.run("b", 3, run_key="orders__2026-12-02")
     assert code == 0, workers.log("b", 4)
     assert workers.problems(3, "b", ["a", "b"]) == []
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_rows_a_worker_that_never_returns_committed_are_listed_and_discarded(
+    destination: str, tmp_path: Path, postgres_server: PostgresServer, lane: Zygote
+) -> None:
+    """Without a store nobody can finish A's package: `dlt-runner pending` lists its rows."""
+    workers = Workers(lane, _args(tmp_path, destination, "append", postgres_server), tmp_path)
+    assert workers.run("a", 1, kill_in=["load", 5])[0] == -9  # A never comes back
+    code, report = workers.run("b", 1)
+    assert code == 0, workers.log("b", 2)
+    found = workers.uncommitted("b", discard=False)["uncommitted"]
+    (load_id,) = found
+    assert load_id not in report["load_ids"]
+    assert found[load_id] in ({"items": 30}, {"_dlt_pipeline_state": 1})  # whichever job ran
+    if "items" in found[load_id]:  # first: 30 duplicates until discarded
+        assert any("duplicated 30 ids" in p for p in workers.problems(1, "b", ["b"]))
+    assert workers.uncommitted("b", discard=True)["deleted"] == found[load_id]
+    assert workers.uncommitted("b", discard=False)["uncommitted"] == {}
+    assert workers.problems(1, "b", ["b"]) == []
 
 
 @pytest.mark.parametrize("destination", ["postgres"])
