@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install postgres test demo lint lock chaos crashpoints bench clean
+.PHONY: install postgres test demo lint lock chaos chaos-workers crashpoints bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ N ?= 500
 SEED ?= 7
 chaos: install postgres
 	$(BIN)/python -m tests.e2e.chaos --cases $(N) --seed $(SEED)
+
+# tries of one pipeline on three workers (folders), killed at random, some workers never back;
+# DuckDB and PostgreSQL x append and merge x with and without a file:// state store
+chaos-workers: install postgres
+	$(BIN)/python -m tests.e2e.workers_chaos --cases $(N) --seed $(SEED)
 
 # a kill at every filesystem mutation of a run, per scenario (first/later/pending run x DuckDB,
 # PostgreSQL x append/merge/replace) and signal; prints `crash points: E/K exact` per line

@@ -152,7 +152,16 @@ def _install_state_and_schemas(pipeline: Any) -> Optional[str]:
     normalized_ids = set(_list(normalized))
     packages = []
     for load_id in _list(extracted):
-        if load_id in normalized_ids:
+        if _deletion_leftover(extracted, load_id):
+            logger.warning(
+                "package %s of pipeline %s holds no data and no schema: a process died while"
+                " deleting it (dlt deletes a package with no data instead of normalizing it);"
+                " finishing the delete",
+                load_id,
+                pipeline.pipeline_name,
+            )
+            extracted.delete_package(load_id)
+        elif load_id in normalized_ids:
             logger.warning(
                 "package %s of pipeline %s was normalized by a process that died before it"
                 " deleted the extracted copy; deleting that copy",
@@ -213,6 +222,18 @@ def _install_state_and_schemas(pipeline: Any) -> Optional[str]:
     pipeline._state_to_props(newest_state)
     pipeline._save_state(newest_state)
     return newest_id
+
+
+def _deletion_leftover(storage: Any, load_id: str) -> bool:
+    """No job file and no `schema.json`: nothing to load, nothing to lose."""
+    root = os.path.join(storage.storage.storage_path, load_id)
+    if os.path.exists(os.path.join(root, "schema.json")):
+        return False
+    for folder in ("new_jobs", "started_jobs", "completed_jobs", "failed_jobs"):
+        path = os.path.join(root, folder)
+        if os.path.isdir(path) and any(e.is_file() for e in os.scandir(path)):
+            return False
+    return True
 
 
 def raise_if_pending(

@@ -17,6 +17,8 @@ pending package is too (each was built on the one before).
 
 from __future__ import annotations
 
+import os
+import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -130,8 +132,27 @@ def discard(pipeline: Any, verdicts: list[Verdict]) -> dict[str, int]:
         sum(deleted.values()),
         deleted or "none",
     )
-    pipeline.abort_packages(stale[0].load_id)
+    first = stale[0].load_id
+    if first in pipeline.list_normalized_load_packages():
+        pipeline.abort_packages(first)
+    else:
+        _abort_extracted(pipeline, first)
     return deleted
+
+
+def _abort_extracted(pipeline: Any, first: str) -> None:
+    """dlt's `abort_packages` takes only a normalized package; a stale package killed before
+    its normalize finished is deleted with every newer one, and the local state rewinds to
+    where it started (its cursor must not outlive it), as dlt does for normalized ones."""
+    from dlt.pipeline.abort import TAbortPlan
+
+    doomed = [lid for lid in pipeline.list_extracted_load_packages() if lid >= first]
+    pipeline._apply_abort_plan(
+        TAbortPlan(package_to_abort=None, packages_to_delete=[],
+                   extracted_packages_to_delete=doomed, restore_from_load_id=first)
+    )
+    for lid in doomed:  # a normalize cut short leaves its half-made copy here
+        shutil.rmtree(os.path.join(pipeline.working_dir, "load", "new", lid), ignore_errors=True)
 
 
 def archive(pipeline: Any, verdicts: list[Verdict]) -> list[str]:

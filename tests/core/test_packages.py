@@ -220,3 +220,24 @@ def test_a_storage_whose_folders_were_never_made_is_completed(
     assert r.report is not None and r.report.status == "success"
     expected = list(range(5)) if pending else [3, 4]
     assert ids_in(tmp_path / "warehouse.duckdb", "items", "data") == expected
+
+
+def test_a_package_dlt_was_deleting_is_deleted_not_reported(
+    tmp_path: Path, pipelines_dir: str
+) -> None:
+    """dlt deletes a package with no data instead of normalizing it; a process killed inside
+    that `rmtree` left the package folder with nothing in it (found by `make chaos-workers`)."""
+    pipeline = _pipeline(tmp_path, pipelines_dir)
+    pipeline.run(_rows(0, 3), table_name="items")
+    pipeline.extract([], table_name="items")
+    (load_id,) = pending_load_ids(pipeline)
+    package = _package(pipeline, load_id)
+    assert not [p for p in (package / "new_jobs").iterdir() if p.name.startswith("items.")]
+    for item in package.iterdir():  # rmtree got as far as the folder itself
+        shutil.rmtree(item) if item.is_dir() else item.unlink()
+
+    r = runner(_pipeline(tmp_path, pipelines_dir))
+    r.run(_rows(3, 5), table_name="items")
+    assert r.report is not None and r.report.status == "success"
+    assert ids_in(tmp_path / "warehouse.duckdb", "items", "data") == list(range(5))
+    assert not package.exists()

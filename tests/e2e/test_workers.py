@@ -145,6 +145,20 @@ def test_a_package_left_on_a_worker_after_its_retry_loaded_elsewhere_is_never_lo
     assert workers.problems(3, "b", ["a", "b"]) == []
 
 
+def test_a_stale_package_killed_before_its_normalize_finished_is_dropped(
+    tmp_path: Path, postgres_server: PostgresServer, lane: Zygote
+) -> None:
+    """Found by `make chaos-workers`: dlt's abort takes only normalized packages."""
+    workers = Workers(lane, _args(tmp_path, "duckdb", "append", postgres_server), tmp_path)
+    assert workers.run("a", 1, kill_in=["normalize", 3])[0] == -9  # extracted, not normalized
+    assert workers.run("b", 1)[0] == 0
+    code, report = workers.run("a", 2)
+    assert code == 0, workers.log("a", 3)
+    assert len(report["stale_load_ids"]) == 1 and report["stale_rows_deleted"] == {}
+    assert workers.run("b", 3)[0] == 0
+    assert workers.problems(3, "b", ["a", "b"]) == []
+
+
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_rows_a_worker_that_never_returns_committed_are_listed_and_discarded(
     destination: str, tmp_path: Path, postgres_server: PostgresServer, lane: Zygote
