@@ -52,7 +52,7 @@ crashpoints: install postgres
 	$(BIN)/python -m tests.e2e.crashpoints --stride $(STRIDE) --lanes $(LANES)
 
 # side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed
-BENCHES ?= overhead parse_cost peers drain resume throughput decompose
+BENCHES ?= overhead parse_cost peers drain resume throughput decompose store
 bench: install
 	@status=0; for b in $(BENCHES); do \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || status=1; done; exit $$status

@@ -12,7 +12,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.mark.parametrize("script", ["overhead", "parse_cost", "peers", "drain", "resume",
-                                    "throughput", "decompose"])
+                                    "throughput", "decompose", "store"])
 def test_a_bench_script_starts(script: str) -> None:
     done = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--help"],
                           capture_output=True, text=True, timeout=120)
