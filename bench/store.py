@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _common  # noqa: F401  (sets up the environment)
+import _common
 import dlt
 from _common import Targets, alternating, machine, median, table
 from overhead import rows_source
