@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import shutil
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 from tests.e2e.harness import DESTINATIONS, KINDS, STEPS, Case, Outcome, run_case, sample_cases
-from tests.e2e.zygote import Zygote
+from tests.e2e.zygote import Lanes, Zygote
 from tests.postgres import PostgresServer, start_postgres
 
 
@@ -35,18 +33,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="dlt-runner-chaos-"))
     outcomes: list[Outcome] = []
     started = time.monotonic()
-    lanes = queue.Queue[Zygote]()
-    for _ in range(args.lanes):
-        lanes.put(Zygote())
+    lanes = Lanes(args.lanes)
 
-    def one(case: Case) -> Outcome:
-        lane = lanes.get()
+    def one(case: Case, lane: Zygote) -> Outcome:
         try:
             outcome = run_case(case, base / case.id, server.dsn() if server else None, lane)
         except Exception as ex:  # e.g. no data table at all: a failed case, not a failed sweep
             outcome = Outcome(case, -1, -1, problems=[f"{type(ex).__name__}: {ex}"])
         finally:
-            lanes.put(lane)
             shutil.rmtree(base / case.id, ignore_errors=True)
         mark = "ok" if outcome.ok else f"FAIL {outcome.problems}"
         print(f"{case.id}: killed={outcome.killed_exit} lost={outcome.lost}"
@@ -54,11 +48,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return outcome
 
     try:
-        with ThreadPoolExecutor(max_workers=args.lanes) as pool:
-            outcomes = list(pool.map(one, sample_cases(args.cases, args.seed, destinations)))
+        outcomes = lanes.map(one, sample_cases(args.cases, args.seed, destinations))
     finally:
-        while not lanes.empty():
-            lanes.get().close()
+        lanes.close()
         if server:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)

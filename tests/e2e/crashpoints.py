@@ -21,11 +21,9 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any, Optional
 
 from tests.e2e import world
 from tests.e2e.mutations import STEPS
-from tests.e2e.zygote import Zygote
+from tests.e2e.zygote import Lanes, Zygote
 
 LIFECYCLES = {
     # name: what the destination and working folder hold before the run that is killed
@@ -259,21 +257,8 @@ class Sweep:
         self.keep = keep
         self.base = Path(tempfile.mkdtemp(prefix="dlt-runner-crashpoints-"))
         self.postgres = postgres
-        self.lanes = lanes
-        self._free = [Zygote() for _ in range(lanes)]
-        self._lock = threading.Condition()
-
-    @contextmanager
-    def lane(self) -> Iterator[Zygote]:
-        with self._lock:
-            self._lock.wait_for(lambda: bool(self._free))
-            lane = self._free.pop()
-        try:
-            yield lane
-        finally:
-            with self._lock:
-                self._free.append(lane)
-                self._lock.notify()
+        self.lanes = Lanes(lanes)
+        self.lane = self.lanes.lane
 
     def prepare(self, scenario: Scenario) -> tuple[Template, Calibration]:
         template = Template(scenario, self.base, self.postgres, self.keep)
@@ -286,16 +271,13 @@ class Sweep:
     ) -> list[Outcome]:
         """Runs (signal, k) cases on every lane at once."""
 
-        def one(case: tuple[str, int]) -> Outcome:
-            with self.lane() as lane:
-                return run_case(template, calibration, case[0], case[1], lane, self.base)
-
-        with ThreadPoolExecutor(max_workers=self.lanes) as pool:
-            return list(pool.map(one, cases))
+        return self.lanes.map(
+            lambda case, lane: run_case(template, calibration, case[0], case[1], lane, self.base),
+            cases,
+        )
 
     def close(self) -> None:
-        for lane in self._free:
-            lane.close()
+        self.lanes.close()
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
 

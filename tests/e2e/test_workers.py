@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +20,6 @@ from tests.postgres import PostgresServer
 from tests.s3 import BUCKET, S3Server
 
 JOBS = "tests.e2e.crash_run"
-
-
-LEASE_TTL = 3.0  # seconds; a SIGKILLed holder's lease expires this fast here
-
-
-@pytest.fixture(scope="module")
-def lane() -> Iterator[Zygote]:
-    server = Zygote(env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL)})
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def s3_lane(s3_server: S3Server) -> Iterator[Zygote]:
-    """Workers that reach the S3 server as they would AWS: through the usual AWS variables."""
-    server = Zygote(env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL), **s3_server.env()})
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class Store:

@@ -7,26 +7,16 @@ mutation of a random step, some SIGKILLed workers never coming back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.workers_chaos import COMBOS, LEASE_TTL, Case, run_case, sample_cases
+from tests.e2e.workers_chaos import COMBOS, Case, run_case, sample_cases
 from tests.e2e.zygote import Zygote
 from tests.postgres import PostgresServer
 
 CI_SEED = 20261201
 CI_CASES = sample_cases(len(COMBOS), CI_SEED, ("duckdb", "postgres"))
-
-
-@pytest.fixture(scope="module")
-def lane() -> Iterator[Zygote]:
-    server = Zygote(env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL)})
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize("case", CI_CASES, ids=[c.id for c in CI_CASES])

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import random
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from tests.e2e.zygote import Zygote
+from tests.e2e.zygote import Lanes, Zygote
 from tests.postgres import PostgresServer, start_postgres
 
 JOBS = "tests.e2e.crash_run"
@@ -174,19 +172,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     destinations = tuple(args.destinations.split(","))
     server = start_postgres() if "postgres" in destinations else None
     base = Path(tempfile.mkdtemp(prefix="dlt-runner-workers-"))
-    lanes = queue.Queue[Zygote]()
-    for _ in range(args.lanes):
-        lanes.put(Zygote(env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL)}))
+    lanes = Lanes(args.lanes, env={"DLT_RUNNER_LEASE_TTL": str(LEASE_TTL)})
     started = time.monotonic()
 
-    def one(case: Case) -> Outcome:
-        lane = lanes.get()
+    def one(case: Case, lane: Zygote) -> Outcome:
         try:
             outcome = run_case(case, base / case.id, server, lane)
         except Exception as ex:
             outcome = Outcome(case, problems=[f"{type(ex).__name__}: {ex}"])
-        finally:
-            lanes.put(lane)
         if outcome.ok or not args.keep:
             shutil.rmtree(base / case.id, ignore_errors=True)
         mark = "exact" if outcome.ok else f"FAIL {outcome.problems}"
@@ -195,11 +188,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return outcome
 
     try:
-        with ThreadPoolExecutor(max_workers=args.lanes) as pool:
-            outcomes = list(pool.map(one, sample_cases(args.cases, args.seed, destinations)))
+        outcomes = lanes.map(one, sample_cases(args.cases, args.seed, destinations))
     finally:
-        while not lanes.empty():
-            lanes.get().close()
+        lanes.close()
         if server:
             server.stop()
         if not args.keep:

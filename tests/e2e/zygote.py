@@ -22,8 +22,14 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = -1000
@@ -67,6 +73,39 @@ class Zygote:
             self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._proc.kill()
+
+
+class Lanes:
+    """`count` fork servers shared by threads: `lane()` lends one, `map` keeps all busy."""
+
+    def __init__(self, count: int, env: Optional[dict[str, str]] = None) -> None:
+        self.count = count
+        self._free = [Zygote(env=env) for _ in range(count)]
+        self._lock = threading.Condition()
+
+    @contextmanager
+    def lane(self) -> Iterator[Zygote]:
+        with self._lock:
+            self._lock.wait_for(lambda: bool(self._free))
+            lane = self._free.pop()
+        try:
+            yield lane
+        finally:
+            with self._lock:
+                self._free.append(lane)
+                self._lock.notify()
+
+    def map(self, func: Callable[[T, Zygote], R], items: Iterable[T]) -> list[R]:
+        def one(item: T) -> R:
+            with self.lane() as lane:
+                return func(item, lane)
+
+        with ThreadPoolExecutor(max_workers=self.count) as pool:
+            return list(pool.map(one, items))
+
+    def close(self) -> None:
+        for lane in self._free:
+            lane.close()
 
 
 def _serve() -> None:
