@@ -279,3 +279,16 @@ def test_pending_lists_rows_dlt_never_recorded_and_discards_them(project: Path) 
     done = cli(project, *entry["discard_command"].split()[1:], "--json")
     assert _one_json(done.stdout)["deleted"] == {table: 3}
     assert _one_json(cli(project, "pending", "shop", "--json").stdout)["uncommitted"] == []
+
+
+def test_state_store_flags_reach_the_run(project: Path) -> None:
+    store = project / "store"
+    done = cli(project, "run", "shop", "--state-store", store.as_uri(),
+               "--on-stale-package", "fail", "--json")
+    assert done.returncode == ExitCode.SUCCESS, done.stderr
+    manifest = json.loads((store / "shop" / "checkpoint.json").read_text())
+    assert manifest["state"] == "done"
+    assert manifest["load_ids"] == _one_json(done.stdout)["load_ids"]
+    bad = cli(project, "run", "shop", "--state-store", "shared/folder")
+    assert bad.returncode == ExitCode.CONFIG and "state_store" in bad.stderr
+    assert len(query(project / "warehouse.duckdb", "SELECT load_id FROM shop._dlt_loads")) == 1
