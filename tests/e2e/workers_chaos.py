@@ -1,6 +1,6 @@
 """`make chaos-workers N=200`: one pipeline's tries on several workers, killed at random.
 
-    python -m tests.e2e.workers_chaos --cases 200 --seed 7 [--lanes 2]
+    python -m tests.e2e.workers_chaos --cases 200 --seed 7 [--lanes 2] [--first 0]
 
 A case is three workers (three pipelines folders, as three machines), one destination and
 three generations of a source that grows and rewrites rows (`tests.e2e.world`). Each
@@ -164,6 +164,8 @@ def _tail(folder: Path, call: int) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=24)
+    parser.add_argument("--first", type=int, default=0,
+                        help="skip the cases before this index (to finish a sweep)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--destinations", default="duckdb,postgres")
     parser.add_argument("--lanes", type=int, default=2, help="cases run at once")
@@ -188,7 +190,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return outcome
 
     try:
-        outcomes = lanes.map(one, sample_cases(args.cases, args.seed, destinations))
+        outcomes = lanes.map(one, sample_cases(args.cases, args.seed, destinations)[args.first:])
     finally:
         lanes.close()
         if server:
