@@ -48,8 +48,9 @@ chaos-workers: install postgres
 # PostgreSQL x append/merge/replace) and signal; prints `crash points: E/K exact` per line
 STRIDE ?= 1
 LANES ?= 2
+OFFSET ?= 0
 crashpoints: install postgres
-	$(BIN)/python -m tests.e2e.crashpoints --stride $(STRIDE) --lanes $(LANES)
+	$(BIN)/python -m tests.e2e.crashpoints --stride $(STRIDE) --offset $(OFFSET) --lanes $(LANES)
 
 # side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed
 BENCHES ?= overhead parse_cost peers drain resume throughput decompose store

@@ -9,7 +9,7 @@ version, every load id committed, nothing pending, the cursor right, a trace row
 attempt of the killed run, and a resume report that names what it finalized.
 
     python -m tests.e2e.crashpoints [--scenarios first-duckdb-append,...] [--signals KILL,TERM]
-                                    [--stride 1] [--lanes 2] [--json out.json]
+                                    [--stride 1] [--offset 0] [--lanes 2] [--json out.json]
 
 `make crashpoints` runs every point of every scenario; the CI runs a fixed stride.
 """
@@ -287,6 +287,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--scenarios", help="comma-separated names (default: all 18)")
     parser.add_argument("--signals", default=",".join(SIGNALS))
     parser.add_argument("--stride", type=int, default=1)
+    parser.add_argument("--offset", type=int, default=0,
+                        help="start the stride here: strides 0..S-1 of S together cover every k")
     parser.add_argument("--lanes", type=int, default=2, help="cases run at once")
     parser.add_argument("--json", help="write every outcome to this file")
     parser.add_argument("--points", help="comma-separated k to run instead of a stride")
@@ -307,7 +309,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for scenario in scenarios:
             template, calibration = sweep.prepare(scenario)
             for signal in args.signals.split(","):
-                ks = points(calibration, args.stride)
+                ks = points(calibration, args.stride, args.offset)
                 if args.points:
                     ks = [int(k) for k in args.points.split(",")]
                 done = sweep.run(template, calibration, [(signal, k) for k in ks])
@@ -320,13 +322,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 for o in done:
                     if not o.exact:
                         print(f"    k={o.k} ({o.step}): {o.problems}", flush=True)
+                if args.json:  # after every scenario, so a stopped sweep keeps what it ran
+                    Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes],
+                                                          indent=1))
     finally:
         sweep.close()
         if postgres is not None and not args.keep:
             postgres.stop()
     print(f"all scenarios: {totals[0]}/{totals[1]} exact in {time.monotonic() - started:.0f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
     return 0 if totals[0] == totals[1] else 1
 
 
