@@ -184,7 +184,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             outcome = Outcome(case, problems=[f"{type(ex).__name__}: {ex}"])
         if outcome.ok or not args.keep:
             shutil.rmtree(base / case.id, ignore_errors=True)
-        mark = "exact" if outcome.ok else f"FAIL {outcome.problems}"
+        mark = "exact" if outcome.ok else f"FAIL {outcome.problems}; tries: {outcome.tries}"
         print(f"{case.id}: tries={len(outcome.tries)} dead={outcome.dead}"
               f" discarded={outcome.discarded_rows} {mark}", flush=True)
         return outcome
