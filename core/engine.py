@@ -33,7 +33,7 @@ from dlt_runner.errors import (
     TerminalPackageError,
     one_line,
 )
-from dlt_runner.indoubt import resolve_in_doubt_jobs
+from dlt_runner.indoubt import resolve_in_doubt_jobs, restage
 from dlt_runner.lock import pipeline_lock
 from dlt_runner.log import logger
 from dlt_runner.packages import (
@@ -96,6 +96,7 @@ class _RunState:
     restored: list[str] = field(default_factory=list)
     """Packages restored from the state store's checkpoint."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
+    restaged: list[dict[str, Any]] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
     trace_location: Optional[str] = None
@@ -280,6 +281,7 @@ class Runner:
             stale_load_ids=state.stale_load_ids,
             stale_rows_deleted=state.stale_rows_deleted,
             in_doubt_jobs=state.in_doubt_jobs,
+            restaged=state.restaged,
             exception=error,
             cancel_reason=cancel_reason,
             trace_location=state.trace_location,
@@ -315,6 +317,7 @@ class Runner:
         if not pipeline.has_pending_data:
             return
         state.in_doubt_jobs.extend(resolve_in_doubt_jobs(pipeline, state.restored))
+        state.restaged.extend(restage(pipeline))
         pending = pending_load_ids(pipeline)
         logger.info(
             "pipeline %s has pending packages %s: loading them before new data",

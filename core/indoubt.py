@@ -16,6 +16,14 @@ a job dlt lists as new may have committed on the worker that died. Such packages
 job by job too; when one has, that worker's load had initialized the destination (created and
 truncated tables), and doing it again would truncate committed rows: the schema update is
 recorded as applied instead.
+
+Tables dlt loads through its staging dataset (merge) have one more hazard. dlt truncates their
+staging tables once per package, when the package's load starts, and never on a resume. Between
+a package's first load and its resume, another worker's package may have truncated staging
+(taking this package's staged rows with it) or staged rows of its own there; the merge would
+then lose those rows or write rows of a load never recorded. So a resumed package's unmerged
+staging chains start over: their staging tables are emptied and their jobs run again
+(`restage`).
 """
 
 from __future__ import annotations
@@ -84,6 +92,89 @@ def resolve_in_doubt_jobs(
         if update is not None:  # the dead worker's load initialized the destination already
             load_storage.commit_schema_update(load_id, update)
     return resolved
+
+
+def restage(pipeline: Any) -> list[dict[str, Any]]:
+    """Empties the staging tables of every unmerged staging chain of a package whose load had
+    started, and puts the chain's jobs back to run again; returns one entry per chain."""
+    from dlt.common.destination.client import WithStagingDataset
+    from dlt.common.schema.utils import get_root_table
+    from dlt.common.storages.load_package import PackageStorage
+
+    restaged: list[dict[str, Any]] = []
+    load_storage = pipeline._get_load_storage()
+    packages = load_storage.normalized_packages
+    for load_id in pipeline.list_normalized_load_packages():
+        if load_storage.begin_schema_update(load_id) is not None:
+            continue  # not started: dlt truncates staging itself when the load starts
+        info = pipeline.get_load_package_info(load_id)
+        tables = info.schema.tables
+        job_client = pipeline.destination_client(info.schema.name)
+        if not isinstance(job_client, WithStagingDataset):
+            continue
+        chains: dict[str, list[tuple[str, Any]]] = {}
+        for state in ("new_jobs", "started_jobs", "completed_jobs"):
+            for job in info.jobs.get(state, []):
+                table = job.job_file_info.table_name
+                if table not in tables:
+                    continue
+                root = str(get_root_table(tables, table)["name"])
+                if job_client.should_load_data_to_staging_dataset(root):
+                    chains.setdefault(root, []).append((state, job))
+        for root, jobs in chains.items():
+            data = [(st, j) for st, j in jobs if j.job_file_info.file_format in DATA_FORMATS]
+            followups = [(st, j) for st, j in jobs if (st, j) not in data]
+            if any(_ended(packages, load_id, st, j) for st, j in followups):
+                continue  # merged: the chain's rows are in their tables
+            if not any(st != "new_jobs" for st, _ in jobs):
+                staged_tables = {j.job_file_info.table_name for _, j in data}
+                _truncate_staging(job_client, staged_tables)  # only foreign rows can be there
+                continue
+            for st, job in [*followups, *data]:
+                name = os.path.basename(job.file_path)
+                # the marker first: a marker left behind would let dlt skip the job's next run
+                if packages.load_pending_transition(load_id, name) is not None:
+                    packages.clear_pending_transition(load_id, name)
+                if (st, job) in followups:
+                    os.remove(job.file_path)  # dlt makes it again once the chain completes
+                elif st != "new_jobs":
+                    packages._move_job(load_id, st, PackageStorage.NEW_JOBS_FOLDER, name)
+            staged_tables = {j.job_file_info.table_name for _, j in data}
+            _truncate_staging(job_client, staged_tables)
+            restaged.append({"load_id": load_id, "table": root, "jobs": len(data)})
+            logger.warning(
+                "package %s resumes a load of %s through the staging dataset, which other loads"
+                " may have touched since: emptied staging %s and loading its %d jobs again",
+                load_id,
+                root,
+                sorted(staged_tables),
+                len(data),
+            )
+    return restaged
+
+
+def _ended(packages: Any, load_id: str, state: str, job: Any) -> bool:
+    if state == "completed_jobs":
+        return True
+    marker = packages.load_pending_transition(load_id, os.path.basename(job.file_path))
+    return state == "started_jobs" and marker is not None and marker[0] == "completed"
+
+
+def _truncate_staging(job_client: Any, tables: Collection[str]) -> None:
+    from dlt.common.destination.exceptions import DestinationUndefinedEntity
+
+    client = job_client.sql_client
+    with client, client.with_staging_dataset():
+        if not client.has_dataset():
+            return
+        for table in sorted(tables):
+            try:
+                client.truncate_tables(table)
+            except DestinationUndefinedEntity:
+                continue  # never created: nothing staged
+            except Exception as ex:
+                if "not exist" not in str(ex).lower() and "not found" not in str(ex).lower():
+                    raise
 
 
 def _row_exists(pipeline: Any, schema: Any, table: str, row_key: str) -> bool:

@@ -229,6 +229,9 @@ class RunReport:
     the staging dataset)."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     """Jobs a killed process had committed without dlt knowing: marked completed, not re-run."""
+    restaged: list[dict[str, Any]] = field(default_factory=list)
+    """Staging chains (merge tables) of resumed packages loaded into an emptied staging dataset
+    again: dlt does not clear staging on a resume, and another load may have used it since."""
     error: Optional[dict[str, Any]] = None
     cancellation: Optional[dict[str, Any]] = None
     """Why and where a drain stopped: reason, jobs_completed, jobs_left, completed (True when
@@ -254,6 +257,7 @@ class RunReport:
         stale_load_ids: Optional[list[str]] = None,
         stale_rows_deleted: Optional[dict[str, int]] = None,
         in_doubt_jobs: Optional[list[dict[str, Any]]] = None,
+        restaged: Optional[list[dict[str, Any]]] = None,
         cancel_reason: Optional[str],
         trace_location: Optional[str],
         trace_table: Optional[str] = None,
@@ -284,6 +288,7 @@ class RunReport:
             stale_load_ids=list(stale_load_ids or []),
             stale_rows_deleted=dict(stale_rows_deleted or {}),
             in_doubt_jobs=list(in_doubt_jobs or []),
+            restaged=list(restaged or []),
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
             trace_table=trace_table,

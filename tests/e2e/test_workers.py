@@ -137,6 +137,30 @@ def test_a_stale_package_killed_before_its_normalize_finished_is_dropped(
 
 
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_package_resumed_after_another_worker_used_staging_reloads_its_staging(
+    destination: str, tmp_path: Path, postgres_server: PostgresServer, lane: Zygote
+) -> None:
+    """Found by `make chaos-workers` (case 129): dlt truncates merge staging when a package's
+    load starts, never on a resume. A's first job is staged, B's load truncates staging and
+    stages its own rows, then A resumes: A's staged rows are gone and B's are merged."""
+    workers = Workers(lane, _args(tmp_path, destination, "merge", postgres_server), tmp_path)
+    # the 18th mutation of the load step starts the third job: two have committed, an items
+    # job among them (the other two are items and the state)
+    assert workers.run("a", 1, kill_in=["load", 18])[0] == -9  # a first run: A stages a job
+    assert workers.run("b", 1, kill_in=["load", 18])[0] == -9  # B truncates, stages its own
+    code, report = workers.run("a", 1)
+    assert code == 0, workers.log("a", 3)
+    assert len(report["finalized_load_ids"]) == 1 and not report["stale_load_ids"]
+    assert [r["table"] for r in report["restaged"]] == ["items"], report
+    assert report["finalized_row_counts"] == {"items": 60}
+    assert workers.problems(1, "a", ["a"]) == []
+    code, report = workers.run("b", 2)  # B's package is stale now: dropped with its rows
+    assert code == 0, workers.log("b", 4)
+    assert len(report["stale_load_ids"]) == 1
+    assert workers.problems(2, "b", ["a", "b"]) == []
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_rows_a_worker_that_never_returns_committed_are_listed_and_discarded(
     destination: str, tmp_path: Path, postgres_server: PostgresServer, lane: Zygote
 ) -> None:
