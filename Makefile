@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install postgres test demo lint lock chaos chaos-workers crashpoints bench clean
+.PHONY: install servers test test-heavy celery-demo demo lint lock chaos chaos-workers crashpoints bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -21,27 +21,36 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml | $(BIN)/uv
 
 install: $(VENV)/.installed
 
-# the tests start their own throwaway PostgreSQL server; they need Debian's binaries
-postgres:
-	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
-		echo "installing PostgreSQL (Debian package) for the tests"; \
+# the tests start their own throwaway PostgreSQL and Redis (the Celery broker) servers; they need
+# Debian's binaries
+servers:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then \
+		echo "installing PostgreSQL and Redis (Debian packages) for the tests"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; \
 	fi
 
-test: install postgres
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install servers
+	$(BIN)/python -m pytest -m "not heavy" $(PYTEST_ARGS)
+
+# Airflow on the CeleryExecutor (Redis, PostgreSQL, two workers, a state store) until Ctrl-C
+celery-demo: install servers
+	$(BIN)/python -m tests.airflow.celery_demo
+
+# the Airflow supervisor and Celery stacks and the kill harnesses' CI samples (~10 min)
+test-heavy: install servers
+	$(BIN)/python -m pytest -m heavy $(PYTEST_ARGS)
 
 # many kill-and-resume cases; prints a kill kind x step table of lost and duplicate rows
 N ?= 500
 SEED ?= 7
-chaos: install postgres
+chaos: install servers
 	$(BIN)/python -m tests.e2e.chaos --cases $(N) --seed $(SEED)
 
 # tries of one pipeline on three workers (folders), killed at random, some workers never back;
 # DuckDB and PostgreSQL x append and merge x with and without a file:// state store
-chaos-workers: install postgres
+chaos-workers: install servers
 	$(BIN)/python -m tests.e2e.workers_chaos --cases $(N) --seed $(SEED)
 
 # a kill at every filesystem mutation of a run, per scenario (first/later/pending run x DuckDB,
@@ -49,7 +58,7 @@ chaos-workers: install postgres
 STRIDE ?= 1
 LANES ?= 2
 OFFSET ?= 0
-crashpoints: install postgres
+crashpoints: install servers
 	$(BIN)/python -m tests.e2e.crashpoints --stride $(STRIDE) --offset $(OFFSET) --lanes $(LANES)
 
 # side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed

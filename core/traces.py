@@ -176,6 +176,7 @@ class TraceStore:
                 rows.append(json.loads(file.read_text(encoding="utf-8")))
             except (OSError, ValueError) as ex:
                 logger.warning("Skipping unreadable trace fallback file %s: %s", file, ex)
+        rows = _without_stale_provisional(trace_pipeline, self.table_name, rows)
         resource = dlt.resource(
             rows,
             name=self.table_name,
@@ -225,3 +226,35 @@ class TraceStore:
         if self._target is True:
             return f"_trace_{self.pipeline.pipeline_name}"
         return str(getattr(self._target, "pipeline_name", self._target))
+
+
+def _without_stale_provisional(
+    trace_pipeline: Any, table_name: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Drops provisional rows of attempts the destination already has a row for.
+
+    A provisional row can outlive its attempt's final one: a state store checkpoints the traces
+    folder after a drained attempt, before its final row is stored, and the try that restores
+    the checkpoint uploads the copy. The merge would put "interrupted" over the stored status.
+    """
+    keys = {(r.get("run_id"), r.get("attempt")) for r in rows if r.get("status") == INTERRUPTED}
+    if not keys:
+        return rows
+    try:
+        with trace_pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(table_name)
+            run_ids = ", ".join(f"'{str(run_id).replace(chr(39), '')}'" for run_id, _ in keys)
+            stored = {
+                (str(run_id), int(attempt))
+                for run_id, attempt in client.execute_sql(
+                    f"SELECT run_id, attempt FROM {table} WHERE run_id IN ({run_ids})"
+                )
+            }
+    except Exception as ex:  # no table yet, or a destination without SQL: nothing to keep
+        logger.debug("no stored trace rows to compare provisional rows with: %s", ex)
+        return rows
+    return [
+        r for r in rows
+        if r.get("status") != INTERRUPTED or (str(r.get("run_id")), r.get("attempt")) not in stored
+    ]
+

@@ -20,11 +20,12 @@ from dagster import (
     AssetMaterialization,
     AssetObservation,
     ConfigurableResource,
+    EnvVar,
     Failure,
     MaterializeResult,
     MetadataValue,
 )
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dlt_runner import validate
 from dlt_runner.config import RunConfig
@@ -128,9 +129,17 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         description="Query the destination for each table's row count (dagster/row_count).",
     )
 
+    @field_validator("state_store", mode="before")
+    @classmethod
+    def _check_store(cls, value: Any) -> Any:
+        # an `EnvVar` is checked once Dagster resolves it: it builds the resource again with
+        # the value before the run starts (after this validator, pydantic has made it a str)
+        return value if isinstance(value, EnvVar) else validate.state_store(value)
+
     @model_validator(mode="after")
     def _check(self) -> "DltRunnerResource":
-        self.run_config()  # every field is checked now, at definition time
+        # every other field is checked now, at definition time
+        self.model_copy(update={"state_store": None}).run_config()
         return self
 
     def run_config(self) -> RunConfig:

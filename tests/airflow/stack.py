@@ -83,11 +83,11 @@ class AirflowStack:
         self.env = env
 
     # ------------------------------------------------------------------ lifecycle
-    def _spawn(self, name: str, *args: str) -> None:
-        log = open(self.logdir / f"{name}.log", "wb")
+    def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        log = open(self.logdir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
             ["timeout", "-k", "10", str(self.max_lifetime), AIRFLOW, *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group -> killpg at teardown

@@ -22,6 +22,8 @@ from tests.airflow.conftest import REPO
 from tests.airflow.stack import AirflowStack, wait_pid_gone
 from tests.core.faults import ids_in, query, read_job_log
 
+pytestmark = pytest.mark.heavy  # `make test-heavy`
+
 DAGS = REPO / "tests" / "airflow" / "supervised_dags"
 TABLES, ROWS = 8, 10
 

@@ -107,3 +107,30 @@ def test_re_uploading_a_row_that_already_landed_does_not_duplicate_it(
     r.run([{"id": 2}], table_name="t")
     rows = query(db, "SELECT run_id, attempt, status FROM d_traces.dedup_trace")
     assert len(rows) == 2 and row[0] in rows
+
+
+def test_a_provisional_row_never_overwrites_the_stored_row_of_its_attempt(
+    tmp_path: Path, pipelines_dir: str
+) -> None:
+    """Found on the Celery stack: a checkpoint taken after a drained attempt, before its final
+    row was stored, carries the provisional row; the try that restores it uploads the copy."""
+    db = tmp_path / "warehouse.duckdb"
+    pipeline = dlt.pipeline(
+        "prov", destination=dlt.destinations.duckdb(str(db)), dataset_name="d",
+        pipelines_dir=pipelines_dir,
+    )
+    r = runner(pipeline, store_trace_info=True)
+    r.run([{"id": 1}], table_name="t")
+    assert r.report is not None
+    first = r.report.run_id
+    folder = Path(pipeline.working_dir) / "traces"
+    folder.mkdir(exist_ok=True)
+    planted = folder / f"{first}_attempt_1_trace.json"
+    planted.write_text(json.dumps({"run_id": first, "attempt": 1, "status": "interrupted"}))
+    # ... and one of an attempt the destination never heard of: it is kept
+    lost = folder / "lost-run_attempt_1_trace.json"
+    lost.write_text(json.dumps({"run_id": "lost-run", "attempt": 1, "status": "interrupted"}))
+    r.run([{"id": 2}], table_name="t")
+    rows = dict(query(db, "SELECT run_id, status FROM d_traces.prov_trace"))
+    assert rows[first] == "success" and rows["lost-run"] == "interrupted"
+    assert not planted.exists() and not lost.exists()

@@ -242,3 +242,17 @@ def test_a_column_added_to_an_existing_table_warns_on_the_schema_check(
     assert not drifted.passed and drifted.severity == AssetCheckSeverity.WARN
     assert drifted.metadata["new_columns"].value == {"users": ["email"]}  # type: ignore[union-attr]
     assert drift_check(True).passed  # the column is known now
+
+
+def test_an_env_var_state_store_is_checked_once_dagster_resolves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`state_store=EnvVar(...)` (the README's advice) loads; its value is checked at run start."""
+    from dagster import EnvVar
+
+    resource = DltRunnerResource(state_store=EnvVar("DLT_TEST_STATE_STORE"))
+    monkeypatch.setenv("DLT_TEST_STATE_STORE", "bucket/prefix")
+    with pytest.raises(Exception, match=r"state_store: expected an fsspec URL.*s3://"):
+        resource.process_config_and_initialize()
+    monkeypatch.setenv("DLT_TEST_STATE_STORE", "file:///shared/dlt-runner")
+    assert resource.process_config_and_initialize().state_store == "file:///shared/dlt-runner"

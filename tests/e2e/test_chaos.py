@@ -16,6 +16,8 @@ from tests.e2e.harness import Case, run_case, sample_cases
 from tests.e2e.zygote import Zygote
 from tests.postgres import PostgresServer
 
+pytestmark = pytest.mark.heavy  # `make test-heavy`
+
 CI_SEED = 20261121
 CI_CASES = [sample_cases(36, CI_SEED)[i] for i in (0, 31, 26, 3, 28, 35)]
 """Every step once, every kill kind twice, three first runs, both destinations and dispositions

@@ -31,6 +31,8 @@ from tests.e2e.crashpoints import (
 from tests.e2e.mutations import STEPS
 from tests.postgres import PostgresServer
 
+pytestmark = pytest.mark.heavy  # `make test-heavy`
+
 SCENARIOS = all_scenarios()
 KILLS_PER_SCENARIO = 2
 

@@ -15,6 +15,8 @@ from tests.e2e.workers_chaos import COMBOS, Case, run_case, sample_cases
 from tests.e2e.zygote import Zygote
 from tests.postgres import PostgresServer
 
+pytestmark = pytest.mark.heavy  # `make test-heavy`
+
 CI_SEED = 20261201
 CI_CASES = [sample_cases(len(COMBOS), CI_SEED, ("duckdb", "postgres"))[i] for i in (0, 7)]
 """DuckDB-append without a store, PostgreSQL-merge with one (`make chaos-workers` runs all)."""
