@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tests.e2e.harness import query as harness_query
+
 
 class Gate:
     """An EXCLUSIVE lock on one table of the destination: reads go on, inserts wait."""
@@ -56,12 +58,4 @@ class Gate:
 
 
 def query(dsn: str, sql: str) -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    con = psycopg2.connect(dsn)
-    try:
-        with con.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    finally:
-        con.close()
+    return harness_query({"destination": "postgres", "dsn": dsn}, sql)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tests.airflow.celery_stack import CeleryStack
 from tests.airflow.conftest import REPO
+from tests.gate import query
 from tests.postgres import start_postgres
 from tests.redis_server import start_redis
 
@@ -49,8 +50,9 @@ def main() -> None:
         print(f"logs:               {stack.logdir}")
         stack.trigger("dlt_shop_celery", "demo_1")
         print(f"example run demo_1: {stack.wait_run('dlt_shop_celery', 'demo_1')}")
-        report = stack.xcom("dlt_shop_celery", "demo_1", "load_shop")
-        print(f"loaded:             {report['row_counts'] if isinstance(report, dict) else report}")
+        for table in ("orders", "customers"):
+            ((rows,),) = query(postgres.dsn("warehouse"), f"SELECT count(*) FROM shop.{table}")
+            print(f"warehouse shop.{table}: {rows} rows")
         print("Ctrl-C stops everything")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         while True:

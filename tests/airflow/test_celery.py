@@ -135,6 +135,15 @@ def run(st: CeleryStack, dag_id: str, run_id: str, **conf: Any) -> str:
     return st.wait_run(dag_id, run_id)
 
 
+def retried(st: CeleryStack, dag_id: str, run_id: str) -> dict[str, Any]:
+    """Waits for the task's second try to succeed; returns its report (XCom)."""
+    final = st.wait_ti(dag_id, run_id, {"success", "failed"}, task_id="load", timeout=240)
+    assert final["state"] == "success" and final["try_number"] == 2, final
+    report = st.xcom(dag_id, run_id, "load")
+    assert isinstance(report, dict)
+    return report
+
+
 def test_a_worker_killed_mid_load_is_finished_by_the_retry_on_the_other_worker(
     stack: CeleryStack, warehouse: str
 ) -> None:
@@ -142,11 +151,8 @@ def test_a_worker_killed_mid_load_is_finished_by_the_retry_on_the_other_worker(
     assert run(stack, dag_id, "g1", generation=1) == "success"
     started = time.monotonic()
     killed = kill_mid_load(stack, warehouse, dag_id, "g2", generation=2)
-    final = stack.wait_ti(dag_id, "g2", {"success", "failed"}, task_id="load", timeout=240)
+    report = retried(stack, dag_id, "g2")
     took = time.monotonic() - started
-    assert final["state"] == "success" and final["try_number"] == 2, final
-    report = stack.xcom(dag_id, "g2", "load")
-    assert isinstance(report, dict)
     assert len(report["finalized_load_ids"]) == 1, report
     assert [a["phase"] for a in report["attempt_history"]] == ["finalize"]  # 0 rows extracted
     check(stack, warehouse, dag_id, 2, "merge", workers=tuple(w for w in WORKERS if w != killed))
@@ -179,11 +185,8 @@ def test_a_warm_shutdown_drains_the_task_and_the_retry_finishes_it_elsewhere(
     finally:
         gate.drop()  # the job in flight finishes
     assert stack.procs[f"worker_{stopped}"].wait(120) is not None
-    final = stack.wait_ti(dag_id, "g2", {"success", "failed"}, task_id="load", timeout=240)
+    report = retried(stack, dag_id, "g2")
     took = time.monotonic() - started
-    assert final["state"] == "success" and final["try_number"] == 2, final
-    report = stack.xcom(dag_id, "g2", "load")
-    assert isinstance(report, dict)
     assert len(report["finalized_load_ids"]) == 1, report
     assert [a["phase"] for a in report["attempt_history"]] == ["finalize"]  # 0 rows extracted
     trace = f'SELECT status FROM "{dag_id}_traces"."{dag_id}_trace"'
@@ -202,11 +205,8 @@ def test_without_a_store_the_retry_extracts_again_and_the_old_package_is_aborted
     assert run(stack, dag_id, "g1", generation=1) == "success"
     started = time.monotonic()
     killed = kill_mid_load(stack, warehouse, dag_id, "g2", generation=2)
-    final = stack.wait_ti(dag_id, "g2", {"success", "failed"}, task_id="load", timeout=240)
+    report = retried(stack, dag_id, "g2")
     took = time.monotonic() - started
-    assert final["state"] == "success" and final["try_number"] == 2, final
-    report = stack.xcom(dag_id, "g2", "load")
-    assert isinstance(report, dict)
     assert report["finalized_load_ids"] == [] and report["row_counts"] == {"items": 60}, report
     start(stack, killed)
     report = on_worker(stack, killed, dag_id, "g3", generation=3)

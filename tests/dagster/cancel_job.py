@@ -10,7 +10,6 @@ resource has a Dagster RetryPolicy; every load job takes JOB_SECONDS and is logg
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,18 +18,16 @@ from typing import Any
 import dlt
 from dagster import (
     AssetExecutionContext,
-    DagsterInstance,
     Definitions,
     JobDefinition,
     RetryPolicy,
     define_asset_job,
-    execute_job,
     multiprocess_executor,
-    reconstructable,
 )
 
 from dlt_runner.dagster_integration import DltRunnerResource, dlt_runner_assets
 from tests.core.faults import slow_duckdb, slow_incremental_source
+from tests.dagster.runs import execute
 
 TABLES, ROWS, JOB_SECONDS = 8, 10, 3.0
 
@@ -64,15 +61,7 @@ def get_job() -> JobDefinition:
 
 
 def main() -> int:
-    work = Path(os.environ["DG_CANCEL_WORK"])
-    with DagsterInstance.get() as instance:
-        result = execute_job(reconstructable(get_job), instance=instance)
-        run = instance.get_run_by_id(result.run_id)
-        assert run is not None
-        (work / f"result_{result.run_id}.json").write_text(
-            json.dumps({"run_id": result.run_id, "status": run.status.value})
-        )
-    return 0 if result.success else 1
+    return execute(get_job, Path(os.environ["DG_CANCEL_WORK"]))
 
 
 if __name__ == "__main__":

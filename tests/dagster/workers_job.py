@@ -11,7 +11,6 @@ is the world source (`tests.e2e.world`, merge) into PostgreSQL.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,17 +19,15 @@ from typing import Any
 import dlt
 from dagster import (
     AssetExecutionContext,
-    DagsterInstance,
     Definitions,
     JobDefinition,
     RetryPolicy,
     define_asset_job,
-    execute_job,
     multiprocess_executor,
-    reconstructable,
 )
 
 from dlt_runner.dagster_integration import DltRunnerResource, dlt_runner_assets
+from tests.dagster.runs import execute
 from tests.e2e import world
 
 PIPELINE = "dg_workers"
@@ -69,15 +66,7 @@ def get_job() -> JobDefinition:
 
 
 def main() -> int:
-    work = Path(os.environ["DG_WORKERS_WORK"])
-    with DagsterInstance.get() as instance:
-        result = execute_job(reconstructable(get_job), instance=instance)
-        run = instance.get_run_by_id(result.run_id)
-        assert run is not None
-        (work / f"result_{os.environ['DG_WORKERS_GENERATION']}.json").write_text(
-            json.dumps({"run_id": result.run_id, "status": run.status.value})
-        )
-    return 0 if result.success else 1
+    return execute(get_job, Path(os.environ["DG_WORKERS_WORK"]))
 
 
 if __name__ == "__main__":
