@@ -438,6 +438,8 @@ def _job_message(text: str) -> str:
 
 
 def _bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Scrubbed, then cut: a cut first could split a secret so that no scrub finds its rest."""
+    text = SECRETS.scrub_text(text)
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} chars cut]"
 
 

@@ -2,7 +2,8 @@
 
 Secrets are learned three ways: every config value dlt resolves with a secret hint (captured by a
 tracking module that dlt calls after each step, while the values are still in memory), explicit
-credentials given to a destination, and a pattern backstop for passwords inside URLs and DSNs.
+credentials given to a destination, and a pattern backstop: passwords inside URLs and DSNs,
+values of keys and query parameters named like a secret, and `Bearer`/`Basic` tokens.
 """
 
 from __future__ import annotations
@@ -20,9 +21,22 @@ MIN_SECRET_LENGTH = 4
 _URL_PASSWORD = re.compile(
     r"(?P<head>(?<![\w+.-])[a-zA-Z][\w+.-]{0,30}://[^:/@\s]{0,256}:)(?P<pw>[^@\s/]{1,256})(?P<tail>@)"
 )
+_SECRET_NAME = (
+    # a name containing one of these (`access_token`, `X-Api-Key`, `X-Amz-Signature`) ...
+    r"(?:[\w.-]{0,40}?(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+    r"|private[_-]?key|signature|credentials?)[\w.-]{0,20}?"
+    # ... or exactly one of these (`auth=`, but not `author:`)
+    r"|pwd|auth|authorization|sig|key)"
+)
 _KEY_VALUE = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_key)\s*[=:]\s*['\"]?)"
-    r"(?P<pw>[^\s'\",;&]+)",
+    # `token=...`, `?access_token=...&`, `"client_secret": "..."`, `X-Api-Key: ...`
+    rf"(?P<head>(?<![\w-])[\"']?{_SECRET_NAME}[\"']?\s{{0,3}}[=:]\s{{0,3}}[\"']?)"
+    r"(?!\*\*\*)(?P<pw>[^\s'\",;&)}\]]{1,512})",
+    re.IGNORECASE,
+)
+_SCHEME_VALUE = re.compile(
+    # `Authorization: Bearer eyJ...`, `Basic dXNlcjpwYXNz`, `Token abc`
+    r"(?P<head>\b(?:Bearer|Basic|Token|Digest)\s{1,3})(?!\*\*\*)(?P<pw>[A-Za-z0-9._~+/=-]{4,4096})",
     re.IGNORECASE,
 )
 
@@ -49,6 +63,7 @@ class SecretRegistry:
             if secret in text:
                 text = text.replace(secret, MASK)
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+        text = _SCHEME_VALUE.sub(lambda m: m.group("head") + MASK, text)
         return _KEY_VALUE.sub(lambda m: m.group("head") + MASK, text)
 
     def scrub(self, obj: Any) -> Any:

@@ -122,3 +122,47 @@ def test_url_passwords_and_key_values_are_masked_even_when_unknown() -> None:
     for secret in ("never-seen-before", "alsoNew", "t0k3n-value"):
         assert secret not in scrubbed
     assert SECRETS.scrub({"a": [text], text: 1}) == {"a": [scrubbed], scrubbed: 1}
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("401 Unauthorized for url https://api.example/v1/items?access_token=TOKabc123", "TOKabc123"),
+    ("GET /v1/items?page=2&api_key=K3y-9999&limit=5", "K3y-9999"),
+    ("headers {'Authorization': 'Bearer eyJhbGciOi.J9.sig_-x'}", "eyJhbGciOi.J9.sig_-x"),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ('{"client_secret": "cs-0987654321"}', "cs-0987654321"),
+    ("X-Api-Key: xk_live_1234", "xk_live_1234"),
+    ("https://bucket.s3/o?X-Amz-Signature=abcdef0123&X-Amz-Credential=AKIA99", "abcdef0123"),
+    ("https://bucket.s3/o?X-Amz-Signature=abcdef0123&X-Amz-Credential=AKIA99", "AKIA99"),
+    ("sftp://deploy:s3cr3t-pw@host/path", "s3cr3t-pw"),
+    ("refresh_token=rt.value.1 expired", "rt.value.1"),
+])
+def test_secrets_in_tokens_headers_and_query_strings_are_masked_unseen(
+    text: str, secret: str
+) -> None:
+    scrubbed = SECRETS.scrub_text(text)
+    assert secret not in scrubbed and "***" in scrubbed, scrubbed
+
+
+@pytest.mark.parametrize("text", [
+    "loaded 120 rows into orders in 3.2 s (load id 1796100659.217333)",
+    "column 'token_count' added to table usage",
+    "pipeline shop: pending packages ['1796100137.031942']",
+    "author: John Doe, design=blue, monkey=banana",
+])
+def test_ordinary_messages_pass_unchanged(text: str) -> None:
+    assert SECRETS.scrub_text(text) == text
+
+
+def test_a_secret_at_the_cut_of_a_long_error_is_scrubbed_before_the_cut() -> None:
+    """Issue 16: a 1,000-character cut first left 14 of a secret's 24 characters readable."""
+    from dlt_runner.report import describe_error
+
+    secret = "Zq8-planted-secret-77xw"
+    SECRETS.add(secret)
+    root = RuntimeError("x" * (1000 - 10) + secret + " tail")  # the cut falls inside it
+    try:
+        raise ValueError("wrapped") from root
+    except ValueError as ex:
+        info = describe_error(ex)
+    text = json.dumps(info)
+    assert secret[:10] not in text and secret[-10:] not in text
