@@ -25,6 +25,8 @@ POLICY_EXAMPLES = (
     '{"type": "none"}, {"type": "fixed", "max_attempts": 3, "wait": 5} or'
     ' {"type": "backoff", "max_attempts": 5, "multiplier": 2, "min": 1, "max": 60}'
 )
+MAX_WAIT = 86_400.0
+"""Seconds; a retry wait of more than a day is a schedule, and 1e300 overflows tenacity."""
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -81,11 +83,11 @@ def policy_dict(spec: Any, field: str = "retry_policy") -> dict[str, Any]:
         "max_attempts": int(_number(spec, "max_attempts", field, integer=True, minimum=1)),
     }
     if kind == "fixed":
-        out["wait"] = _number(spec, "wait", field, default=0.0)
+        out["wait"] = _number(spec, "wait", field, default=0.0, maximum=MAX_WAIT)
         return out
-    out["multiplier"] = _number(spec, "multiplier", field, default=1.0)
-    out["min"] = _number(spec, "min", field, default=0.0)
-    out["max"] = _number(spec, "max", field, default=60.0)
+    out["multiplier"] = _number(spec, "multiplier", field, default=1.0, maximum=MAX_WAIT)
+    out["min"] = _number(spec, "min", field, default=0.0, maximum=MAX_WAIT)
+    out["max"] = _number(spec, "max", field, default=60.0, maximum=MAX_WAIT)
     if out["min"] > out["max"]:
         raise RunConfigError(
             f"{field}.min",
@@ -176,24 +178,22 @@ def flag(value: Any, field: str) -> bool:
 
 
 def lock_timeout(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if not _finite(value) or value < 0:
         raise RunConfigError(
             "lock_timeout",
-            f"expected seconds >= 0, got {value!r}",
+            f"expected a finite number of seconds >= 0, got {value!r}",
             "set lock_timeout to how long a run may wait for another run of the same pipeline",
         )
     return float(value)
 
 
 def drain_deadline(value: Any) -> Any:
-    if value is not None and (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, datetime))
-        or (not isinstance(value, datetime) and value <= 0)
+    if value is not None and not isinstance(value, datetime) and (
+        not _finite(value) or value <= 0
     ):
         raise RunConfigError(
             "drain_deadline",
-            f"expected seconds > 0 or a datetime, got {value!r}",
+            f"expected a finite number of seconds > 0 or a datetime, got {value!r}",
             "pass seconds from the start of the run, an absolute datetime, or None",
         )
     return value
@@ -237,16 +237,24 @@ def _number(
     default: Optional[float] = None,
     integer: bool = False,
     minimum: float = 0,
+    maximum: float = math.inf,
 ) -> float:
     value = spec.get(key, default)
     kind = "an integer" if integer else "a number"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = _finite(value)
     if ok and integer and not float(value).is_integer():
         ok = False
-    if not ok or not math.isfinite(value) or value < minimum:
+    if not ok or not minimum <= value <= maximum:
+        most = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
         raise RunConfigError(
             f"{field}.{key}",
-            f"expected {kind} >= {minimum:g}, got {value!r}",
-            f"set {key} to {kind} of at least {minimum:g}",
+            f"expected {kind} >= {minimum:g}{most}, got {value!r}",
+            f"set {key} to {kind} of at least {minimum:g}{most}",
         )
     return float(value)
+
+
+def _finite(value: Any) -> bool:
+    """A real number: not a bool, not NaN, not infinite."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))

@@ -67,6 +67,9 @@ def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
         ({"execution_timeout": timedelta(minutes=1), "drain_margin": timedelta(minutes=5)},
          "drain_margin"),
         ({"pipeline_name": ""}, "pipeline_name"),
+        ({"lock_timeout": float("nan")}, "lock_timeout"),
+        ({"dlt_retry_policy": {"type": "fixed", "max_attempts": 2, "wait": 1e300}},
+         "dlt_retry_policy.wait"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], field: str) -> None:

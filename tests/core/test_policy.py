@@ -45,6 +45,11 @@ def _step_failed(step: str, cause: BaseException) -> PipelineStepFailed:
         ({"type": "backoff", "max_attempts": 3, "min": 10, "max": 1}, "retry_policy.min"),
         ({"type": "backoff", "max_attempts": 3, "max": "lots"}, "retry_policy.max"),
         ({"type": "none", "max_attempts": 3}, "retry_policy.max_attempts"),
+        # issue 16: NaN, infinity and waits that overflow the first retry
+        ({"type": "fixed", "max_attempts": 3, "wait": float("nan")}, "retry_policy.wait"),
+        ({"type": "fixed", "max_attempts": 3, "wait": 1e300}, "retry_policy.wait"),
+        ({"type": "backoff", "max_attempts": 3, "max": float("inf")}, "retry_policy.max"),
+        ({"type": "backoff", "max_attempts": 3, "multiplier": 1e300}, "retry_policy.multiplier"),
     ],
 )
 def test_bad_policy_dicts_name_the_field_and_the_fix(spec: dict[str, Any], field: str) -> None:
@@ -68,6 +73,12 @@ def test_bad_policy_dicts_name_the_field_and_the_fix(spec: dict[str, Any], field
         ({"on_stale_package": "ignore"}, "on_stale_package"),
         ({"state_store": "shared/folder"}, "state_store"),
         ({"state_store": 3}, "state_store"),
+        # issue 16: lock_timeout=nan waited forever, drain_deadline=nan cancelled at once
+        ({"lock_timeout": float("nan")}, "lock_timeout"),
+        ({"lock_timeout": float("inf")}, "lock_timeout"),
+        ({"drain_deadline": float("nan")}, "drain_deadline"),
+        ({"drain_deadline": float("inf")}, "drain_deadline"),
+        ({"drain_deadline": True}, "drain_deadline"),
     ],
 )
 def test_bad_run_config_fields_fail_at_construction(kwargs: dict[str, Any], field: str) -> None:

@@ -152,6 +152,8 @@ def test_the_definitions_load_like_dagster_dev_does(tmp_path: Path) -> None:
     ("retry_pipeline_steps", ["extract", "transform"], "normalize"),
     ("callbacks", ["no_such_module:Callbacks"], "Python path"),
     ("lock_timeout", -1, "lock_timeout"),
+    ("lock_timeout", float("nan"), "finite"),
+    ("drain_deadline", float("nan"), "finite"),
     ("on_stale_package", "load", "abort"),
     ("state_store", "bucket/prefix", "s3://"),
 ])
