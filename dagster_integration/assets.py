@@ -37,6 +37,9 @@ class AssetsBinding:
     source: Any
     pipeline: Any
     translator: Any
+    template: Any = None
+    """The source's shape, taken when the definitions loaded: a run calls a factory only
+    inside the runner, where what it raises becomes a report and a scrubbed `Failure`."""
 
 
 _BINDING: ContextVar[Optional[AssetsBinding]] = ContextVar("dlt_runner_assets", default=None)
@@ -109,7 +112,7 @@ def dlt_runner_assets(
         retry_policy=retry_policy, op_tags=op_tags, pool=pool, checks=checks)
     if not decompose:
         unit = SourceUnit.build(dlt_source, dlt_pipeline, translator)
-        binding = AssetsBinding(dlt_source, dlt_pipeline, translator)
+        binding = AssetsBinding(dlt_source, dlt_pipeline, translator, unit.template)
         return lambda fn: _multi_asset(fn, list(unit.specs.values()), binding, name, **options)
 
     from dlt_runner import decompose as decomposition
@@ -124,7 +127,7 @@ def dlt_runner_assets(
         source = decomposition.unit_source(dlt_source, unit_plan)
         shape = template.clone().with_resources(*unit_plan.resources)
         specs = list(SourceUnit.build(source, pipeline, translator, shape).specs.values())
-        parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator)))
+        parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator, shape)))
     # ordering, as Dagster knows it: the first unit upstream of every other unit
     first_keys = [spec.key for spec in parts[0][1]]
     for _, specs, _ in parts[1:]:

@@ -182,7 +182,13 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
                 f"pass {missing}= to run(), or decorate the asset with @dlt_runner_assets",
             )
         translator = translator or getattr(binding, "translator", None) or DltRunnerTranslator()
-        unit = SourceUnit.build(source, pipeline, translator)
+        template = getattr(binding, "template", None) if dlt_source is None else None
+        try:
+            unit = SourceUnit.build(source, pipeline, translator, template)
+        except validate.RunConfigError as ex:
+            raise _failure(ex, None, retryable=False) from None
+        except Exception as ex:  # a source factory that raised: its message may hold a secret
+            raise _failure(ex, None, retryable=not is_terminal(ex)) from None
         return DltRunnerEventIterator(self._events(context, unit, run_kwargs))
 
     def _events(self, context: Any, unit: SourceUnit, run_kwargs: dict[str, Any]) -> Iterator[Any]:

@@ -256,3 +256,37 @@ def test_an_env_var_state_store_is_checked_once_dagster_resolves_it(
         resource.process_config_and_initialize()
     monkeypatch.setenv("DLT_TEST_STATE_STORE", "file:///shared/dlt-runner")
     assert resource.process_config_and_initialize().state_store == "file:///shared/dlt-runner"
+
+
+def test_a_source_factory_that_raises_at_run_time_fails_through_the_runner_scrubbed(
+    tmp_path: Path, pipelines_dir: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: the factory was called outside the runner, so its raw message (a token in a
+    URL) reached Dagster's event log and stderr, with no report and no `Failure`."""
+    token = "tok-9f8e7d6c5b4a"
+    calls = {"n": 0}
+
+    def factory() -> Any:
+        calls["n"] += 1
+        if calls["n"] > 1:  # the definitions load; the run's call fails
+            raise RuntimeError(f"401 Unauthorized for url https://api.example/items?access_token={token}")
+        return items_source({"extractions": 0})
+
+    pipeline = dlt.pipeline("raising_factory", destination=dlt.destinations.duckdb(
+        str(tmp_path / "d.duckdb")), pipelines_dir=pipelines_dir)
+
+    @dlt_runner_assets(dlt_source=factory, dlt_pipeline=pipeline)
+    def raising(context: AssetExecutionContext, dlt: DltRunnerResource) -> Any:
+        yield from dlt.run(context=context)
+
+    instance = DagsterInstance.ephemeral()
+    result = materialize([raising], resources={"dlt": DltRunnerResource()}, instance=instance,
+                         raise_on_error=False)
+    assert not result.success
+    (failure,) = _events(result, "STEP_FAILURE")
+    data = failure.event_specific_data
+    assert "401 Unauthorized" in data.error.to_string()  # the cause is there, scrubbed
+    assert data.user_failure_data.metadata["status"].value == "failed"  # a report exists
+    logs = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
+    out, err = capfd.readouterr()
+    assert token not in logs and token not in out + err
