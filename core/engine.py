@@ -421,6 +421,11 @@ class Runner:
                     payload = data()
                 except Exception as ex:
                     raise DataFactoryError(f"the data factory {data!r} raised: {ex}") from ex
+                if payload is None:  # dlt would load nothing and call it a success
+                    raise RunConfigError(
+                        "source", f"the factory {getattr(data, '__name__', data)!r} returned None",
+                        "return the dlt source or resource from it (a missing `return`?)",
+                    )
             return pipeline.run(payload, **dest_kwargs, **data_kwargs)
 
         return call

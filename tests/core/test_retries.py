@@ -9,7 +9,7 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dlt_runner import TerminalPackageError, runner
+from dlt_runner import RunConfigError, TerminalPackageError, runner
 from tests.core.faults import FaultPlan, faulty_duckdb, ids_in, query
 
 
@@ -238,3 +238,20 @@ def test_a_run_key_makes_a_retry_finish_its_own_data_instead_of_extracting_again
     r.run(_counting_source(3, counter), run_key="dag/task/run2")
     assert counter["extractions"] == 2
     assert ids_in(tmp_path / "data.duckdb", "items") == sorted([*range(10), *range(3)])
+
+
+def test_a_factory_returning_none_fails_once_naming_the_source(
+    tmp_path: Path, pipelines_dir: str
+) -> None:
+    """Issue 16: it reported success with 0 rows."""
+    pipeline = dlt.pipeline("nothing", destination=dlt.destinations.duckdb(
+        str(tmp_path / "d.duckdb")), pipelines_dir=pipelines_dir)
+    r = runner(pipeline, retry_policy={"type": "fixed", "max_attempts": 3, "wait": 0})
+
+    def forgot_the_return() -> None:
+        pass
+
+    with pytest.raises(RunConfigError, match=r"source: the factory 'forgot_the_return' returned"
+                       r" None\. Fix: return the dlt source"):
+        r.run(forgot_the_return)
+    assert r.report is not None and r.report.status == "failed" and r.report.attempts == 1
