@@ -421,7 +421,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"the config file (default {DEFAULT_CONFIG})")
     common.add_argument("--log-format", choices=("text", "json"), default="text",
                         help="our log lines on stderr as text or JSON lines")
-    common.add_argument("--log-level", default="INFO")
+    common.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a pipeline", parents=[common])
@@ -474,7 +475,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("pipeline")
         sub.add_argument("--json", action="store_true")
         if name == "traces":
-            sub.add_argument("--limit", type=int, default=20)
+            sub.add_argument("--limit", type=_positive, default=20,
+                             help="how many rows, newest first (default 20)")
         else:
             sub.add_argument("--discard", action="append", metavar="LOAD_ID",
                              help="delete the uncommitted rows of this load id")
@@ -483,3 +485,15 @@ def _parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a bad one exits 2 with the usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+

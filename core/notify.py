@@ -15,6 +15,7 @@ Slack payload: {"text": "<summary>"} (the report's headline, rows per table, err
 from __future__ import annotations
 
 import json
+import math
 import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
@@ -125,9 +126,22 @@ def notifier_from_dict(spec: Mapping[Any, Any], field: str = "notifications") ->
     if unknown:
         raise RunConfigError(f"{field}.{unknown[0]}", "unknown field",
                              "use type, url, on, headers, timeout")
+    timeout = spec.get("timeout", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+        0 < timeout < math.inf
+    ):
+        raise RunConfigError(f"{field}.timeout", f"expected seconds > 0, got {timeout!r}",
+                             "set timeout to how long a webhook may take, e.g. 10")
+    headers = spec.get("headers")
+    if headers is not None and not (
+        isinstance(headers, Mapping) and all(isinstance(v, str) for v in headers.values())
+    ):
+        raise RunConfigError(f"{field}.headers",
+                             f"expected a mapping of header names to values, got {headers!r}",
+                             'write headers as a mapping, e.g. {"X-Token": "${HOOK_TOKEN}"}')
     return NOTIFIERS[kind](
         url=spec.get("url", ""),
         on=spec.get("on", DEFAULT_EVENTS),
-        headers=spec.get("headers"),
-        timeout=float(spec.get("timeout", 10.0)),
+        headers=headers,
+        timeout=float(timeout),
     )

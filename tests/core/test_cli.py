@@ -292,3 +292,16 @@ def test_state_store_flags_reach_the_run(project: Path) -> None:
     bad = cli(project, "run", "shop", "--state-store", "shared/folder")
     assert bad.returncode == ExitCode.CONFIG and "state_store" in bad.stderr
     assert len(query(project / "warehouse.duckdb", "SELECT load_id FROM shop._dlt_loads")) == 1
+
+
+@pytest.mark.parametrize("args, named", [
+    (["run", "sink", "--log-level", "NOPE"], "--log-level"),  # was a raw traceback
+    (["traces", "sink", "--limit", "-1"], "--limit"),  # exited 0 with an SQL error inside
+    (["traces", "sink", "--limit", "many"], "--limit"),
+])
+def test_bad_flags_exit_with_the_config_code_naming_the_flag(
+    project: Path, args: list[str], named: str
+) -> None:
+    done = cli(project, *args)
+    assert done.returncode == ExitCode.CONFIG
+    assert named in done.stderr and "Traceback" not in done.stderr

@@ -145,3 +145,15 @@ def test_an_unquoted_on_key_in_yaml_means_the_events() -> None:
     spec = yaml.safe_load("{type: slack, url: 'https://hooks.example/x', on: [success]}")
     assert True in spec  # YAML 1.1 reads `on` as a boolean key
     assert notifier_from_dict(spec).events == {"success"}
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"timeout": "abc"}, "notifications.timeout"),
+    ({"timeout": -1}, "notifications.timeout"),  # passed validate, then dropped every webhook
+    ({"timeout": float("nan")}, "notifications.timeout"),
+    ({"headers": "X: y"}, "notifications.headers"),  # crashed validate
+    ({"headers": {"X-Retry": 3}}, "notifications.headers"),
+])
+def test_bad_timeouts_and_headers_name_the_field(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(RunConfigError, match=rf"^{field}: .*Fix: "):
+        notifier_from_dict({"type": "webhook", "url": "https://hooks.example/x", **spec})
