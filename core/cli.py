@@ -483,10 +483,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _positive(text: str) -> int:
     """An argparse type: a whole number >= 1 (a bad one exits 2 with the usage line)."""
     try:
@@ -497,3 +493,6 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
 
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -257,4 +257,3 @@ def _without_stale_provisional(
         r for r in rows
         if r.get("status") != INTERRUPTED or (str(r.get("run_id")), r.get("attempt")) not in stored
     ]
-
