@@ -152,6 +152,10 @@ def check_pipeline_name(pipeline_name: Any) -> str:
     if not isinstance(pipeline_name, str) or not pipeline_name:
         raise RunConfigError("pipeline_name", f"expected a non-empty string, got"
                              f" {pipeline_name!r}", "name the dlt pipeline")
+    if pipeline_name in (".", "..") or any(c in pipeline_name for c in "/\\\0"):
+        # it names the working folder under pipelines_dir: `../../x` would write outside it
+        raise RunConfigError("pipeline_name", f"{pipeline_name!r} is a path, not a name",
+                             "use a name without slashes, e.g. shop_orders")
     return pipeline_name
 
 

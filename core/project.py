@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from dlt_runner.decompose import check_pipeline_name
 from dlt_runner.scrub import SECRETS
 from dlt_runner.validate import RunConfigError
 
@@ -127,7 +128,13 @@ def _pipeline_spec(
               for key, value in body.items() if key in PIPELINE_FIELDS}
     for notification in values.get("notifications") or []:
         if isinstance(notification, Mapping):  # webhook URLs and headers are secrets
-            SECRETS.add(notification.get("url"), *(notification.get("headers") or {}).values())
+            headers = notification.get("headers")
+            SECRETS.add(notification.get("url"),
+                        *(headers.values() if isinstance(headers, Mapping) else [headers]))
+    try:
+        check_pipeline_name(name)
+    except RunConfigError as ex:
+        problems.append(f"{where}: {ex.problem} (fix: {ex.fix})")
     for required in ("source", "destination"):
         if not values.get(required):
             problems.append(f"{where}.{required}: missing (fix: set it)")

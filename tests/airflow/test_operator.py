@@ -68,6 +68,7 @@ def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
          "drain_margin"),
         ({"pipeline_name": ""}, "pipeline_name"),
         ({"lock_timeout": float("nan")}, "lock_timeout"),
+        ({"pipeline_name": "../../x"}, "pipeline_name"),
         ({"dlt_retry_policy": {"type": "fixed", "max_attempts": 2, "wait": 1e300}},
          "dlt_retry_policy.wait"),
     ],

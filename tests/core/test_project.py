@@ -65,3 +65,19 @@ def test_dotenv_parsing(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text('A=1\nB="two words"\n#C=3\nD = four # note\nnot a pair\n')
     assert read_dotenv(tmp_path / ".env") == {"A": "1", "B": "two words", "D": "four"}
     assert read_dotenv(tmp_path / "missing.env") == {}
+
+
+def test_a_path_for_a_name_and_headers_that_are_not_a_mapping_are_problems(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: `../../x` wrote outside pipelines_dir; `headers: "X: y"` crashed validate."""
+    path = tmp_path / "dlt-runner.yml"
+    path.write_text(
+        "pipelines:\n"
+        "  ../../x:\n    source: a:b\n    destination: duckdb\n"
+        "  hooks:\n    source: a:b\n    destination: duckdb\n"
+        "    notifications: [{url: 'https://hooks.example/x', headers: 'X: y'}]\n"
+    )
+    problems = load_project(str(path)).problems
+    assert problems[0] == ("pipelines.../../x: '../../x' is a path, not a name (fix: use a name"
+                           " without slashes, e.g. shop_orders)")
