@@ -173,8 +173,15 @@ def _truncate_staging(job_client: Any, tables: Collection[str]) -> None:
             except DestinationUndefinedEntity:
                 continue  # never created: nothing staged
             except Exception as ex:
-                if "not exist" not in str(ex).lower() and "not found" not in str(ex).lower():
+                if not _missing_table(ex):
                     raise
+
+
+def _missing_table(ex: Exception) -> bool:
+    """The destination's way of saying the table does not exist (dlt does not always map it
+    to `DestinationUndefinedEntity`)."""
+    text = str(ex).lower()
+    return "not exist" in text or "not found" in text
 
 
 def _row_exists(pipeline: Any, schema: Any, table: str, row_key: str) -> bool:
@@ -196,7 +203,7 @@ def _row_exists(pipeline: Any, schema: Any, table: str, row_key: str) -> bool:
                 f"SELECT 1 FROM {qualified} WHERE {column} = '{row_key}' LIMIT 1"
             )
         except Exception as ex:
-            if "not exist" in str(ex).lower() or "not found" in str(ex).lower():
+            if _missing_table(ex):
                 return False  # the table was never created: the job cannot have committed
             raise
         return bool(rows)

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.postgres import _free_port
+
 
 @dataclass
 class RedisServer:
@@ -63,9 +65,3 @@ def start_redis() -> RedisServer:
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"redis-server did not start; see {base / 'redis.log'}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -77,17 +77,19 @@ class CeleryStack(AirflowStack):
                 pass
         psutil.wait_procs(victims, timeout=10)
 
-    def stop_worker(self, name: str, timeout: float = 120) -> int:
+    def terminate_worker(self, name: str) -> None:
         """A warm shutdown as a pod stop or `systemctl stop` sends it: SIGTERM to Celery's main
         and pool processes (the task process sits in its own process group, as Airflow's
-        supervisor puts it). Waits for the worker to exit; returns its exit code."""
-        main, *rest = self.worker_tree(name)
-        pool = [p for p in main.children() if p in rest]
-        for process in (main, *pool):
+        supervisor puts it). Returns at once; `wait_worker` waits for the exit."""
+        main = self.worker_tree(name)[0]
+        for process in (main, *main.children()):
             try:
                 process.send_signal(signal.SIGTERM)
             except psutil.NoSuchProcess:
                 pass
+
+    def wait_worker(self, name: str, timeout: float = 120) -> int:
+        """Waits for the worker to exit; returns its exit code."""
         wrapper = self.procs[f"worker_{name}"]
         deadline = time.monotonic() + timeout
         while wrapper.poll() is None:
@@ -95,6 +97,11 @@ class CeleryStack(AirflowStack):
                 raise TimeoutError(f"worker {name} did not stop in {timeout} s")
             time.sleep(0.1)
         return wrapper.returncode
+
+    def stop_worker(self, name: str, timeout: float = 120) -> int:
+        """A warm shutdown, waited for; returns the worker's exit code."""
+        self.terminate_worker(name)
+        return self.wait_worker(name, timeout)
 
     def task_pid(self, name: str) -> int | None:
         """The task process running on the worker, if any: the one leading its own group."""

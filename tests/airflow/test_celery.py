@@ -178,13 +178,11 @@ def test_a_warm_shutdown_drains_the_task_and_the_retry_finishes_it_elsewhere(
         gate.wait_for_waiter()
         pid = stack.ti(dag_id, "g2", "load")["pid"]
         stopped = next(n for n in WORKERS if stack.task_pid(n) == pid)
-        main = stack.worker_tree(stopped)[0]
-        for process in [main, *main.children()]:
-            process.terminate()  # SIGTERM, as a pod stop sends it to the worker's processes
+        stack.terminate_worker(stopped)
         time.sleep(2)  # the drain has begun: no new job starts
     finally:
         gate.drop()  # the job in flight finishes
-    assert stack.procs[f"worker_{stopped}"].wait(120) is not None
+    stack.wait_worker(stopped)
     report = retried(stack, dag_id, "g2")
     took = time.monotonic() - started
     assert len(report["finalized_load_ids"]) == 1, report
