@@ -44,7 +44,7 @@ class ExitCode(IntEnum):
 MEANING = {
     ExitCode.SUCCESS: "success",
     ExitCode.FAILED: "failed terminally, retrying will not help",
-    ExitCode.CONFIG: "bad configuration, nothing ran",
+    ExitCode.CONFIG: "bad configuration: fix it, then run again (a plain retry fails the same)",
     ExitCode.RETRYABLE: "failed with a transient error, run again",
     ExitCode.CANCELLED: "cancelled and drained, the next run finalizes the pending data",
 }
@@ -89,7 +89,7 @@ def _execute(spec: PipelineSpec, args: argparse.Namespace) -> int:
     from dlt_runner import RunCancelled
     from dlt_runner.launch import build_pipeline, build_runner, data_factory
     from dlt_runner.log import progress_collector
-    from dlt_runner.retry import is_terminal
+    from dlt_runner.retry import is_config_error, is_terminal
 
     period = args.progress_period or (1.0 if sys.stderr.isatty() else 10.0)
     pipeline = build_pipeline(spec)
@@ -103,12 +103,13 @@ def _execute(spec: PipelineSpec, args: argparse.Namespace) -> int:
             runner.run(data_factory(spec), **spec.run_kwargs)
         except RunCancelled:
             code = ExitCode.CANCELLED
-        except RunConfigError:
-            raise
         except KeyboardInterrupt:  # a second signal: a hard stop
             code = ExitCode.CANCELLED
         except Exception as ex:
-            code = ExitCode.FAILED if is_terminal(ex) else ExitCode.RETRYABLE
+            if runner.report is None:
+                raise  # refused before it started: main() reports a RunConfigError
+            code = (ExitCode.CONFIG if is_config_error(ex)
+                    else ExitCode.FAILED if is_terminal(ex) else ExitCode.RETRYABLE)
     report = runner.report
     if report is None:
         return _fail_config(args, ["the run did not start"])

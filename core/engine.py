@@ -53,7 +53,12 @@ from dlt_runner.retry import (
     is_cancellation,
     is_package_failure,
 )
-from dlt_runner.scrub import install_tracker, learn_from_credentials, learn_from_pipeline
+from dlt_runner.scrub import (
+    SECRETS,
+    install_tracker,
+    learn_from_credentials,
+    learn_from_pipeline,
+)
 from dlt_runner.store import StateStore
 from dlt_runner.traces import TraceStore, trace_to_json
 from dlt_runner.workdir import (
@@ -97,6 +102,7 @@ class _RunState:
     """Packages restored from the state store's checkpoint."""
     in_doubt_jobs: list[dict[str, Any]] = field(default_factory=list)
     restaged: list[dict[str, Any]] = field(default_factory=list)
+    committed_earlier: list[str] = field(default_factory=list)
     last_trace: Any = None
     last_result: Any = None
     trace_location: Optional[str] = None
@@ -233,25 +239,33 @@ class Runner:
         state.archived += repair(pipeline).archived  # whatever a killed process left
         state.normalized_rows = read_pending_rows(pipeline)
         state.inherited = set(pending_load_ids(pipeline))
+        record = read_run_key(pipeline) if run_key is not None else {}
+        mine = bool(record) and record["run_key"] == run_key
         # pending data extracted by an earlier call with this key is this call's data
-        resumes = (
-            run_key is not None
-            and read_run_key(pipeline) == run_key
-            and pipeline.has_pending_data
-        )
+        resumes = mine and pipeline.has_pending_data
+        if mine and not resumes:  # before a clean folder drops the completed packages
+            state.committed_earlier = self._committed(record)
         if self.config.run_from_clean_folder:
             self._finalize(state, callbacks, dest_kwargs)
             self._cancellation.raise_if_requested()
             self._clean_folder()
         self._finalize(state, callbacks, dest_kwargs)
+        if state.committed_earlier:
+            logger.info("run %s already committed its data (load ids %s): nothing to extract",
+                        run_key, state.committed_earlier)
+            self._done(run_key, state.committed_earlier)
+            return
         if resumes and not state.aborted_load_ids and not state.stale_load_ids:
             # aborted and stale data is extracted again
             logger.info("run %s: finished the data an earlier try extracted", run_key)
-            write_run_key(pipeline, None)
+            self._done(run_key, self._loaded(state))
             return
         if data is None:
             return
-        write_run_key(pipeline, run_key)
+        write_run_key(pipeline, None if run_key is None else {
+            "run_key": run_key, "state": "extracting",
+            "completed_before": list(pipeline.list_completed_load_packages()),
+        })
         try:
             state.last_result = self._run_phase(
                 state, callbacks, "run", self._data_call(data, dest_kwargs, data_kwargs)
@@ -261,7 +275,26 @@ class Runner:
                 raise self._terminal_package_error(ex, None) from ex
             raise
         raise_if_pending(pipeline, reason="the run ended without loading them")
-        write_run_key(pipeline, None)
+        self._done(run_key, self._loaded(state))
+
+    def _done(self, run_key: Optional[str], load_ids: list[str]) -> None:
+        """Records that `run_key`'s data committed: a retry of the key extracts nothing."""
+        write_run_key(self.pipeline, None if run_key is None else {
+            "run_key": run_key, "state": "done", "load_ids": load_ids,
+        })
+
+    def _committed(self, record: dict[str, Any]) -> list[str]:
+        """The load ids a keyed run committed. A record still "extracting" with nothing pending
+        means the process died between the commit and writing "done" (or the package was
+        aborted): packages completed since, in state "loaded", are that run's."""
+        if record.get("state") == "done":
+            return [str(i) for i in record.get("load_ids") or []]
+        before = set(record.get("completed_before") or [])
+        pipeline = self.pipeline
+        return [
+            load_id for load_id in pipeline.list_completed_load_packages()
+            if load_id not in before and pipeline.get_load_package_info(load_id).state == "loaded"
+        ]
 
     def _finish(
         self,
@@ -282,6 +315,7 @@ class Runner:
             stale_rows_deleted=state.stale_rows_deleted,
             in_doubt_jobs=state.in_doubt_jobs,
             restaged=state.restaged,
+            committed_earlier=state.committed_earlier,
             exception=error,
             cancel_reason=cancel_reason,
             trace_location=state.trace_location,
@@ -419,8 +453,13 @@ class Runner:
             if _is_factory(data):
                 try:
                     payload = data()
+                except RunnerError:
+                    raise  # a configuration mistake found when the source was resolved
                 except Exception as ex:
-                    raise DataFactoryError(f"the data factory {data!r} raised: {ex}") from ex
+                    raise DataFactoryError(
+                        f"the data factory {getattr(data, '__name__', 'data')!r} raised:"
+                        f" {SECRETS.scrub_text(str(ex))}"
+                    ) from ex
                 if payload is None:  # dlt would load nothing and call it a success
                     raise RunConfigError(
                         "source", f"the factory {getattr(data, '__name__', data)!r} returned None",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dlt_runner import source, validate
 from dlt_runner.config import RUN_CONFIG_FIELDS, RunConfig
 from dlt_runner.notify import notifier_from_dict
 from dlt_runner.project import PipelineSpec
@@ -20,8 +21,9 @@ def check_spec(spec: PipelineSpec) -> list[str]:
     """Every problem of one pipeline's settings (empty when it can run)."""
     where = f"pipelines.{spec.name}"
     problems: list[str] = []
-    for check in (_check_source, _check_destination, _check_run_config_fields,
-                  _check_run_config, _check_notifications, _check_run_kwargs):
+    for check in (_check_source, _check_folders, _check_destination,
+                  _check_run_config_fields, _check_run_config, _check_notifications,
+                  _check_run_kwargs):
         try:
             check(spec)
         except RunConfigError as ex:
@@ -51,9 +53,7 @@ def build_runner(spec: PipelineSpec, pipeline: Any) -> Any:
 
 def data_factory(spec: PipelineSpec) -> Callable[[], Any]:
     """The source, called anew for every extract attempt."""
-    factory = load_object(spec.source, "source")
-    args = dict(spec.source_args)
-    return lambda: factory(**args)
+    return source.bind(source.factory(spec.source), spec.source_args, "source_args")
 
 
 def destination_of(spec: PipelineSpec) -> Any:
@@ -87,10 +87,12 @@ def destination_of(spec: PipelineSpec) -> Any:
 
 
 def _check_source(spec: PipelineSpec) -> None:
-    factory = load_object(spec.source, "source")
-    if not callable(factory):
-        raise RunConfigError("source", f"{spec.source!r} is not callable",
-                             "point at a @dlt.source or @dlt.resource function")
+    data_factory(spec)
+
+
+def _check_folders(spec: PipelineSpec) -> None:
+    validate.dataset_name(spec.dataset_name)
+    validate.pipelines_dir(spec.pipelines_dir)
 
 
 def _check_destination(spec: PipelineSpec) -> None:

@@ -35,6 +35,8 @@ DEFAULT_CONFIG = "dlt-runner.yml"
 PIPELINE_FIELDS = {"source", "source_args", "destination", "credentials", "dataset_name",
                    "pipelines_dir", "run_kwargs", "run_config", "notifications"}
 SECRET_FIELDS = {"credentials"}
+LEARNED_FIELDS = {"source_args"}
+"""A `${VAR}` in these is a secret (an API token, say); the literal text around it is not."""
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -124,7 +126,8 @@ def _pipeline_spec(
         return None
     for unknown in sorted(set(body) - PIPELINE_FIELDS):
         problems.append(f"{where}.{unknown}: unknown field (fix: use {sorted(PIPELINE_FIELDS)})")
-    values = {key: _interpolate(value, env, f"{where}.{key}", problems, key in SECRET_FIELDS)
+    values = {key: _interpolate(value, env, f"{where}.{key}", problems, key in SECRET_FIELDS,
+                                key in LEARNED_FIELDS)
               for key, value in body.items() if key in PIPELINE_FIELDS}
     for notification in values.get("notifications") or []:
         if isinstance(notification, Mapping):  # webhook URLs and headers are secrets
@@ -162,9 +165,16 @@ def _pipeline_spec(
 
 
 def _interpolate(
-    value: Any, env: Mapping[str, str], where: str, problems: list[str], secret: bool
+    value: Any,
+    env: Mapping[str, str],
+    where: str,
+    problems: list[str],
+    secret: bool,
+    learn_vars: bool = False,
 ) -> Any:
-    """Replaces `${VAR}` / `${VAR:-default}` in every string; a missing variable is a problem."""
+    """Replaces `${VAR}` / `${VAR:-default}` in every string; a missing variable is a problem.
+
+    `secret`: every resulting value is a secret; `learn_vars`: what each variable gave is."""
     if isinstance(value, str):
         def replace(match: re.Match[str]) -> str:
             var, default = match.group("name"), match.group("default")
@@ -176,7 +186,7 @@ def _interpolate(
                 problems.append(f"{where}: environment variable {var} is not set (fix: export "
                                 f"it, add it to .env, or write ${{{var}:-default}})")
                 return ""
-            if secret:
+            if secret or learn_vars:
                 SECRETS.add(found)
             return found
 
@@ -185,8 +195,9 @@ def _interpolate(
             SECRETS.add(result)
         return result
     if isinstance(value, Mapping):
-        return {k: _interpolate(v, env, f"{where}.{k}", problems, secret) for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{where}.{k}", problems, secret, learn_vars)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{where}[{i}]", problems, secret)
+        return [_interpolate(v, env, f"{where}[{i}]", problems, secret, learn_vars)
                 for i, v in enumerate(value)]
     return value

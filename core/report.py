@@ -232,6 +232,9 @@ class RunReport:
     restaged: list[dict[str, Any]] = field(default_factory=list)
     """Staging chains (merge tables) of resumed packages loaded into an emptied staging dataset
     again: dlt does not clear staging on a resume, and another load may have used it since."""
+    committed_earlier: list[str] = field(default_factory=list)
+    """Load ids an earlier try with the same run key had already committed: this run found
+    its data loaded and extracted nothing (an orchestrator retry after a late failure)."""
     error: Optional[dict[str, Any]] = None
     cancellation: Optional[dict[str, Any]] = None
     """Why and where a drain stopped: reason, jobs_completed, jobs_left, completed (True when
@@ -258,6 +261,7 @@ class RunReport:
         stale_rows_deleted: Optional[dict[str, int]] = None,
         in_doubt_jobs: Optional[list[dict[str, Any]]] = None,
         restaged: Optional[list[dict[str, Any]]] = None,
+        committed_earlier: Optional[list[str]] = None,
         cancel_reason: Optional[str],
         trace_location: Optional[str],
         trace_table: Optional[str] = None,
@@ -289,6 +293,7 @@ class RunReport:
             stale_rows_deleted=dict(stale_rows_deleted or {}),
             in_doubt_jobs=list(in_doubt_jobs or []),
             restaged=list(restaged or []),
+            committed_earlier=list(committed_earlier or []),
             error=describe_error(exception) if exception is not None else None,
             trace_location=trace_location,
             trace_table=trace_table,
@@ -358,6 +363,11 @@ class RunReport:
             lines.append(
                 f"  finalized {len(report['finalized_load_ids'])} package(s) an earlier run left"
                 f" pending: {report['finalized_load_ids']} ({rows or 'no rows'})"
+            )
+        if report["committed_earlier"]:
+            lines.append(
+                f"  nothing extracted: an earlier try of this run key committed its data"
+                f" ({report['committed_earlier']})"
             )
         if report["stale_load_ids"]:
             lines.append(

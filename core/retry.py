@@ -107,10 +107,28 @@ def failed_step(exc: BaseException) -> Optional[str]:
     return step if isinstance(step, str) else None
 
 
+def is_config_error(exc: BaseException) -> bool:
+    """True when the settings are wrong, whoever found it: the runner (`RunConfigError`) or dlt
+    (missing or invalid config, a bad schema hint such as `write_disposition="upsertt"`, an
+    unknown destination). The user must change something; no retry, no restart helps."""
+    from dlt.common.configuration.exceptions import ConfigurationException
+    from dlt.common.destination.exceptions import (
+        InvalidDestinationReference,
+        UnknownDestinationModule,
+    )
+    from dlt.common.exceptions import DictValidationException
+
+    return any(
+        isinstance(e, (RunConfigError, ConfigurationException, DictValidationException,
+                       UnknownDestinationModule, InvalidDestinationReference))
+        for e in iter_exception_chain(exc)
+    )
+
+
 def is_terminal(exc: BaseException) -> bool:
     """True when any link of the cause chain says retrying cannot help."""
-    return any(
-        isinstance(e, (TerminalException, RunConfigError)) or not isinstance(e, Exception)
+    return is_config_error(exc) or any(
+        isinstance(e, TerminalException) or not isinstance(e, Exception)
         for e in iter_exception_chain(exc)
     )
 

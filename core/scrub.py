@@ -1,9 +1,11 @@
 """Secret scrubbing: the one place that knows which values are secret and removes them.
 
-Secrets are learned three ways: every config value dlt resolves with a secret hint (captured by a
-tracking module that dlt calls after each step, while the values are still in memory), explicit
-credentials given to a destination, and a pattern backstop: passwords inside URLs and DSNs,
-values of keys and query parameters named like a secret, and `Bearer`/`Basic` tokens.
+Secrets are learned three ways: every config value dlt resolves with a secret hint (learned the
+moment dlt logs the resolution, so a source that raises with its token in the message before any
+step ends is covered), explicit values (destination credentials, source arguments named like a
+secret, `${VAR}`s of a config file, an orchestrator's own masked values), and a pattern
+backstop: passwords inside URLs and DSNs, values of keys and query parameters named like a
+secret, and `Bearer`/`Basic` tokens.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ SECRETS = SecretRegistry()
 
 
 def learn_from_credentials(credentials: Any) -> None:
-    """Adds the secret parts of an explicit credentials value (object, dict, DSN string)."""
+    """Adds the secret parts of an explicit credentials value (object, dict, DSN string), or
+    of any mapping of named values (source arguments): those whose names look secret."""
     from dlt.common.configuration import is_secret_hint
     from dlt.common.configuration.specs import BaseConfiguration
 
@@ -119,8 +122,21 @@ def learn_from_pipeline(pipeline: Any) -> None:
         learn_from_credentials(params.get("credentials"))
 
 
+def learn_resolved(trace: Any) -> None:
+    """One of dlt's resolved-config traces: its value is learned if its hint is secret."""
+    from dlt.common.configuration import is_secret_hint
+
+    if trace.value is None or not is_secret_hint(trace.hint):
+        return
+    if isinstance(trace.value, str):
+        SECRETS.add(trace.value)
+    else:
+        learn_from_credentials(trace.value)
+
+
 class _SecretTracker:
-    """A dlt tracking module: collects secret-hinted values dlt resolved during each step."""
+    """A dlt tracking module: collects secret-hinted values dlt resolved during each step
+    (a second net: values dlt resolved before the runner was installed)."""
 
     def on_start_trace(self, trace: Any, step: Any, pipeline: Any) -> None:
         pass
@@ -131,17 +147,11 @@ class _SecretTracker:
     def on_end_trace_step(
         self, trace: Any, step: Any, pipeline: Any, step_info: Any, send_state: bool
     ) -> None:
-        from dlt.common.configuration import is_secret_hint
         from dlt.common.configuration.utils import get_resolved_traces
 
-        values: Iterable[Any] = (
-            t.value for t in get_resolved_traces().resolved_traces if is_secret_hint(t.hint)
-        )
-        for value in values:
-            if isinstance(value, str):
-                SECRETS.add(value)
-            else:
-                learn_from_credentials(value)
+        traces: Iterable[Any] = get_resolved_traces().resolved_traces
+        for resolved in traces:
+            learn_resolved(resolved)
 
     def on_end_trace(self, trace: Any, pipeline: Any, send_state: bool) -> None:
         pass
@@ -151,8 +161,23 @@ _TRACKER = _SecretTracker()
 
 
 def install_tracker() -> None:
-    """Registers the tracker with dlt once per process (dlt's documented plug-in point)."""
+    """Registers the tracker with dlt once per process (dlt's documented plug-in point) and
+    learns each secret as dlt resolves it: dlt logs every resolution to `TraceLogContext.log`
+    (every thread, whether or not a pipeline step is running), so that is where we listen."""
+    from dlt.common.configuration.utils import TraceLogContext
     from dlt.pipeline import trace
 
     if _TRACKER not in trace.TRACKING_MODULES:
         trace.TRACKING_MODULES.append(_TRACKER)
+    log = TraceLogContext.log
+    if getattr(log, "_dlt_runner", False):
+        return
+
+    def learning_log(self: Any, resolved: Any) -> None:
+        try:
+            learn_resolved(resolved)
+        finally:
+            log(self, resolved)
+
+    learning_log._dlt_runner = True  # type: ignore[attr-defined]
+    TraceLogContext.log = learning_log  # type: ignore[method-assign,assignment]

@@ -199,6 +199,37 @@ def drain_deadline(value: Any) -> Any:
     return value
 
 
+def dataset_name(value: Any, field: str = "dataset_name") -> Optional[str]:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise RunConfigError(
+            field, f"expected a dataset name (text), got {value!r}",
+            "write a name such as 'shop' (quoted in YAML if it looks like a number), or leave"
+            " it unset for dlt's default <pipeline_name>_dataset",
+        )
+    return value
+
+
+def pipelines_dir(value: Any, field: str = "pipelines_dir") -> Optional[str]:
+    """A folder, or where one can be made (the check runs wherever the settings are read)."""
+    import os
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise RunConfigError(field, f"expected a folder path, got {value!r}",
+                             "give the folder that holds the pipelines' working folders")
+    path = os.path.expanduser(value)
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        path = "" if parent == path else parent
+    if path and not os.path.isdir(path):
+        raise RunConfigError(
+            field, f"{path} is a file, not a folder",
+            "point pipelines_dir at a folder (it is made if missing), or move the file away",
+        )
+    return value
+
+
 def import_path(value: Any, field: str) -> str:
     """A "package.module:attribute" reference (imported later, where the code runs)."""
     if not isinstance(value, str) or not _IMPORT_PATH.match(value):

@@ -22,23 +22,27 @@ def runner_path(pipeline: Any, name: str) -> Path:
     return Path(pipeline.working_dir) / name
 
 
-def read_run_key(pipeline: Any) -> Optional[str]:
-    """The key of the run whose data extraction started last and has not finished loading."""
+def read_run_key(pipeline: Any) -> dict[str, Any]:
+    """What this folder knows of the last keyed run: `run_key`, `state` ("extracting": its
+    extraction started and it has not been seen to finish; "done": its data committed, with
+    `load_ids`), and `completed_before` (load ids completed before it extracted). Empty when
+    no keyed run left a record."""
     path = runner_path(pipeline, RUN_KEY_FILE)
     try:
-        return str(json.loads(path.read_text(encoding="utf-8"))["run_key"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record if isinstance(record, dict) and isinstance(record.get("run_key"), str) else {}
+    except (OSError, ValueError):
+        return {}
 
 
-def write_run_key(pipeline: Any, run_key: Optional[str]) -> None:
+def write_run_key(pipeline: Any, record: Optional[dict[str, Any]]) -> None:
     path = runner_path(pipeline, RUN_KEY_FILE)
-    if run_key is None:
+    if record is None:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"run_key": run_key}), encoding="utf-8")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -182,6 +182,7 @@ pipelines:
         "pipelines.a.source: cannot import 'no_such_module:source'",
         "pipelines.a.run_config.retries: unknown field",
         "pipelines.a.notifications[0].type: unknown notification type 'pager'",
+        "pipelines.b.source: 'json:dumps' is a function of Python itself, not a dlt source",
         "pipelines.b.destination: unknown destination 'no_such_destination'",
         "pipelines.b.run_kwargs.write_mode: not an argument of pipeline.run",
         "pipelines.b.colour: unknown field",
@@ -190,10 +191,10 @@ pipelines:
     ]
     for problem in expected:
         assert problem in done.stdout, f"{problem!r} not reported:\n{done.stdout}"
-    assert "9 problem(s)" in done.stdout
+    assert "10 problem(s)" in done.stdout
     assert "t0psecretpw" not in done.stdout + done.stderr
     as_json = cli(tmp_path, "validate", "broken.yml", "--json", env=_env(tmp_path))
-    assert len(_one_json(as_json.stdout)["problems"]) == 9
+    assert len(_one_json(as_json.stdout)["problems"]) == 10
 
 
 def test_health_fails_for_an_unreachable_postgres(
