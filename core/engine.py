@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import tenacity
 
-from dlt_runner import stale
+from dlt_runner import stale, validate
 from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
 from dlt_runner.cancel import Cancellation, TDeadline, hard_stop_of, is_drain
 from dlt_runner.config import RunConfig, TOnStalePackage, TOnTerminalPackage
@@ -600,7 +600,8 @@ class Runner:
     # --- arguments ----------------------------------------------------------------------------
 
     def _split_kwargs(self, run_kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        check_run_kwargs(run_kwargs, "run(**{})", self.pipeline.run)
+        check_run_kwargs(validate.run_kwargs(run_kwargs, "run(**kwargs)"), "run(**{})",
+                         self.pipeline.run)
         dest = {k: v for k, v in run_kwargs.items() if k in DESTINATION_KWARGS}
         rest = {k: v for k, v in run_kwargs.items() if k not in DESTINATION_KWARGS}
         return dest, rest

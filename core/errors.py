@@ -46,7 +46,11 @@ class TerminalPackageError(RunnerError, TerminalException):
         self.pipeline_name = pipeline_name
         self.load_id = load_id
         self.pipelines_dir = pipelines_dir
-        cause_text = one_line(cause)
+        from dlt_runner.retry import failed_job, root_cause
+
+        # dlt's own message ends its first line at "with exception:": say what really failed
+        job = failed_job(cause)
+        cause_text = (f"job {job}: " if job else "") + one_line(root_cause(cause))
         package = f"load package {load_id}" if load_id else "a pending load package"
         super().__init__(
             f"Pipeline {pipeline_name!r}: {package} failed terminally and was not retried"

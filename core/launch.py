@@ -125,4 +125,4 @@ def _check_notifications(spec: PipelineSpec) -> None:
 def _check_run_kwargs(spec: PipelineSpec) -> None:
     from dlt_runner.engine import check_run_kwargs
 
-    check_run_kwargs(spec.run_kwargs, "run_kwargs.{}")
+    check_run_kwargs(validate.run_kwargs(spec.run_kwargs), "run_kwargs.{}")

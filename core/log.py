@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 from dlt_runner.scrub import SECRETS
 
@@ -46,23 +47,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class _OwnFormat(logging.StreamHandler):  # type: ignore[type-arg]
+    """Keeps the formatter it was made with: dlt sets its own on the first handler of its
+    logger every time a pipeline initializes its runtime."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        import sys
+
+        super().__init__(sys.stderr)
+        self.formatter = formatter
+
+    def setFormatter(self, fmt: Optional[logging.Formatter]) -> None:
+        pass
+
+
 def configure(fmt: str = "text", level: str = "INFO") -> logging.Handler:
-    """Sends the `dlt_runner` logger to stderr as text or JSON lines; stdout stays free for
-    machine output. Returns the handler (remove it to undo)."""
-    import sys
+    """Sends the `dlt_runner` logger, and dlt's own, to stderr as text or JSON lines, scrubbed;
+    stdout stays free for machine output. Returns the handler (remove it to undo)."""
     import time
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(ScrubFilter())
     if fmt == "json":
         formatter: logging.Formatter = JsonFormatter()
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    handler = _OwnFormat(formatter)
+    handler.addFilter(ScrubFilter())
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    # dlt logs failed jobs with their tracebacks: same format, same scrubbing
+    dlt_logger = logging.getLogger("dlt")
+    for old in dlt_logger.handlers[:]:
+        dlt_logger.removeHandler(old)
+    dlt_logger.addHandler(handler)
+    dlt_logger.addFilter(ScrubFilter())
+    dlt_logger.propagate = False
     return handler
 
 

@@ -102,9 +102,13 @@ def load_project(path: Optional[str] = None) -> Project:
                                          f"create {DEFAULT_CONFIG})"])
     try:
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        env = {**read_dotenv(config_path.parent / ".env"), **os.environ}
+    except UnicodeDecodeError as ex:
+        return Project(config_path, {}, [
+            f"{config_path} or the .env beside it: not UTF-8 text (byte {ex.start}:"
+            f" {ex.reason}) (fix: save the file as UTF-8)"])
     except yaml.YAMLError as ex:
         return Project(config_path, {}, [f"{config_path}: not valid YAML ({ex})"])
-    env = {**read_dotenv(config_path.parent / ".env"), **os.environ}
     pipelines_raw = raw.get("pipelines") if isinstance(raw, Mapping) else None
     if not isinstance(pipelines_raw, Mapping) or not pipelines_raw:
         return Project(config_path, {}, ["pipelines: expected a mapping of pipeline names to "

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Optional
 
-from dlt_runner.retry import failed_step, is_terminal, iter_exception_chain
+from dlt_runner.retry import failed_step, is_terminal, iter_exception_chain, root_cause
 from dlt_runner.scrub import SECRETS
 
 MAX_REPORT_BYTES = 64 * 1024
@@ -55,12 +55,7 @@ class AttemptRecord:
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """Type, message, failing step and root cause of an exception; scrubbed and bounded."""
-    chain = list(iter_exception_chain(exc))
-    root = chain[-1]
-    for link in chain:
-        if getattr(link, "__cause__", None) is None and getattr(link, "exception", None) is None:
-            root = link
-            break
+    root = root_cause(exc)
     info: dict[str, Any] = {
         "type": _type_name(exc),
         "message": _bounded(str(exc)),

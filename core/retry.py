@@ -99,6 +99,25 @@ def iter_exception_chain(exc: BaseException) -> Iterator[BaseException]:
                 stack.append(link)
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The first link that wraps nothing: where the failure really happened."""
+    chain = list(iter_exception_chain(exc))
+    for link in chain:
+        if link.__cause__ is None and getattr(link, "exception", None) is None:
+            return link
+    return chain[-1]
+
+
+def failed_job(exc: BaseException) -> Optional[str]:
+    """The id of the load job whose failure `exc` carries, if any."""
+    from dlt.common.destination.exceptions import WithJobError
+
+    for link in iter_exception_chain(exc):
+        if isinstance(link, WithJobError) and getattr(link, "job_id", None):
+            return str(link.job_id)
+    return None
+
+
 def failed_step(exc: BaseException) -> Optional[str]:
     """The pipeline step an exception belongs to, or None when it is not a step failure."""
     step = getattr(exc, "runner_step", None)

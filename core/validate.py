@@ -199,6 +199,26 @@ def drain_deadline(value: Any) -> Any:
     return value
 
 
+WRITE_DISPOSITIONS = ("append", "replace", "merge", "skip")
+
+
+def run_kwargs(value: Any, field: str = "run_kwargs") -> dict[str, Any]:
+    """`pipeline.run` arguments: a mapping, and the values dlt would only refuse mid-extract
+    (after the source was called) checked now. Argument names need dlt: `check_run_kwargs`."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RunConfigError(field, f"expected a mapping of pipeline.run arguments, got {value!r}",
+                             "pass e.g. {'write_disposition': 'merge', 'table_name': 'orders'}")
+    disposition = value.get("write_disposition")
+    if isinstance(disposition, Mapping):
+        disposition = disposition.get("disposition")
+    if disposition is not None and disposition not in WRITE_DISPOSITIONS:
+        raise RunConfigError(f"{field}.write_disposition", f"unknown value {disposition!r}",
+                             f"use one of {list(WRITE_DISPOSITIONS)}")
+    return dict(value)
+
+
 def dataset_name(value: Any, field: str = "dataset_name") -> Optional[str]:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise RunConfigError(

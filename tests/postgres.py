@@ -66,7 +66,11 @@ def find_bindir() -> Optional[Path]:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(durable: bool = False) -> PostgresServer:
+    """A throwaway server. Fast by default (no fsync, asynchronous commits): fine while the
+    server itself lives. A test that kills the *server* must pass `durable=True`: with
+    `synchronous_commit=off` a crashed server may lose commits it already acknowledged, which
+    would look like a runner bug."""
     bindir = find_bindir()
     if bindir is None:
         raise RuntimeError(
@@ -89,8 +93,8 @@ def start_postgres() -> PostgresServer:
     pwfile.unlink()
     _run(
         bindir / "pg_ctl", "-D", str(base / "data"), "-l", str(base / "server.log"), "-w",
-        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        + ("" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
         "start",
     )
     env = {**os.environ, "PGPASSWORD": password}

@@ -236,6 +236,21 @@ def test_json_log_lines_on_stderr(project: Path) -> None:
     assert {entry["logger"] for entry in ours} == {"dlt_runner"}
 
 
+def test_json_log_format_turns_dlt_s_own_tracebacks_into_json_lines(project: Path) -> None:
+    """dlt logs a failed job with its traceback through its own handler: plain text on
+    stderr, which broke log shippers that parse every line."""
+    done = cli(project, "run", "sink", "--log-format", "json",
+               env=_env(project, CLI_FAULT="terminal"))
+    assert done.returncode == ExitCode.FAILED, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    not_json = [line for line in lines if not line.startswith("{")]
+    assert not_json == [], "\n".join(not_json[:20])
+    entries = [json.loads(line) for line in lines]
+    from_dlt = [e for e in entries if e["logger"].startswith("dlt") and e["logger"] != "dlt_runner"]
+    assert any("injected terminal fault" in e.get("exception", "") + e["message"]
+               for e in from_dlt), entries
+
+
 def test_plan_prints_the_units_a_source_decomposes_into(tmp_path: Path) -> None:
     env = _env(tmp_path)
     env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'example_dags'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,9 @@ def test_terminal_error_makes_one_attempt_and_names_the_load_id_and_the_abort_co
     assert err.load_id == load_id
     assert load_id in str(err)
     assert f"load-package {load_id} abort" in str(err)
+    # the cause names the failed job and its reason, not dlt's "... with exception:" line
+    assert re.search(r"\(job items\.\w+\.typed-jsonl(\.gz)?: DestinationTerminalException:"
+                     r" injected fault \(terminal, poison row\)\)", str(err)), str(err)
     assert r.report.status == "failed" and r.report.error is not None
     assert r.report.error["terminal"] is True
 
