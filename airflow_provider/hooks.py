@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 from airflow.sdk import BaseHook
 
+from dlt_runner.validate import RunConfigError
+
 SQL_DRIVERS = {
     "postgres": "postgresql",
     "redshift": "postgresql",
@@ -47,9 +49,10 @@ class DltDestinationHook(BaseHook):
         extra: dict[str, Any] = dict(conn.extra_dejson or {})
         kind = (destination or extra.get("destination") or "").rsplit(".", 1)[-1]
         if not kind:
-            raise ValueError(
-                f"Connection {self.dlt_conn_id!r}: no destination type. Fix: pass destination="
-                " to the operator or set the extra 'destination' (postgres, duckdb, ...)"
+            raise RunConfigError(
+                "destination", f"connection {self.dlt_conn_id!r} names no destination type",
+                "pass destination= to the operator or set the extra 'destination' (postgres,"
+                " duckdb, ...)",
             )
         kwargs: dict[str, Any] = dict(extra.get("destination") or {}) if isinstance(
             extra.get("destination"), dict

@@ -3,21 +3,31 @@
 A thin map onto Airflow: arguments are validated when the DAG file is parsed (without importing
 dlt); the pipeline and the source are built inside `execute()`; the core does the run;
 cancellation (`on_kill`, a drain deadline before `execution_timeout`) and the outcome are
-translated into Airflow's terms.
+translated into Airflow's terms: a configuration mistake fails the task without a retry, and
+no exception Airflow logs carries an unscrubbed message.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+)
 
 from dlt_runner import decompose, validate
+from dlt_runner.callbacks import RunnerCallbacks
+from dlt_runner.scrub import SECRETS
 
 if TYPE_CHECKING:
     from dlt_runner.engine import Runner
@@ -28,11 +38,12 @@ TSource = Union[str, Callable[..., Any]]
 class DltRunOperator(BaseOperator):
     """Runs `source(**source_kwargs)` through a dlt pipeline with the dlt-runner core.
 
-    :param source: a factory returning dlt data (a source, a resource, ...) or its import path
-        "package.module:attribute"; called once per extract attempt. Templated kwargs go to it.
+    :param source: a factory returning a dlt source or resource (a `@dlt.source` or
+        `@dlt.resource` function, or your own), or its import path "package.module:attribute";
+        called once per extract attempt. Templated kwargs go to it.
     :param pipeline_name: the dlt pipeline name (templated).
     :param destination: dlt destination type ("duckdb", "postgres", "filesystem", ...) or a
-        dlt destination factory (then credentials come from it, not from a connection).
+        dlt destination (then credentials come from it, not from a connection).
     :param dataset_name: dataset (schema) to load into (templated).
     :param destination_conn_id: an Airflow Connection of type `dlt` with the credentials.
     :param pipelines_dir: where working folders live. Default `$DLT_RUNNER_PIPELINES_DIR` or
@@ -89,8 +100,13 @@ class DltRunOperator(BaseOperator):
         # fail at DAG parse time, naming the field and the fix
         if not callable(source):
             validate.import_path(source, "source")
-        if isinstance(dlt_retry_policy, Mapping):
-            validate.policy_dict(dlt_retry_policy, "dlt_retry_policy")
+        self.dlt_retry_policy = _retry_policy(dlt_retry_policy)
+        self.callbacks = _callbacks(callbacks)
+        self.destination = _destination(destination)
+        self.source_kwargs = source_arguments(source_kwargs)
+        self.run_kwargs = _run_kwargs(run_kwargs)
+        self.dataset_name = validate.dataset_name(dataset_name)
+        self.pipelines_dir = validate.pipelines_dir(pipelines_dir)
         self.retry_pipeline_steps = validate.steps(retry_pipeline_steps)
         self.on_terminal_package = validate.on_terminal_package(on_terminal_package)
         self.on_stale_package = validate.on_stale_package(on_stale_package)
@@ -115,61 +131,79 @@ class DltRunOperator(BaseOperator):
                                else decompose.check_group(unit_resources, "unit_resources"))
         self.source = source
         self.pipeline_name = pipeline_name
-        self.destination = destination
-        self.dataset_name = dataset_name
-        self.source_kwargs = dict(source_kwargs or {})
         self.destination_conn_id = destination_conn_id
-        self.pipelines_dir = pipelines_dir
-        self.run_kwargs = dict(run_kwargs or {})
-        self.dlt_retry_policy = dlt_retry_policy
-        self.callbacks = tuple(callbacks)
         self.drain_margin = drain_margin
         self.push_load_info = push_load_info
         self._runner: Optional[Runner] = None
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from dlt_runner import RunCancelled, RunConfig, Runner
         from dlt_runner.report import load_info_to_dict
-        from dlt_runner.retry import is_terminal
 
+        self._runner = None
+        share_secrets()  # e.g. a sensitive Variable rendered into source_kwargs
+        failure: Optional[AirflowException] = None
+        load_info = None
         try:
-            pipeline, data = self._pipeline_and_data()
-        except validate.RunConfigError as ex:  # a retry would fail the same way
-            raise AirflowFailException(str(ex)) from ex
-        self._runner = Runner(
-            pipeline,
-            RunConfig(
-                retry_policy=self.dlt_retry_policy,
-                retry_pipeline_steps=self.retry_pipeline_steps,
-                store_trace_info=self.store_trace_info,
-                run_from_clean_folder=self.run_from_clean_folder,
-                on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
-                on_stale_package=self.on_stale_package,  # type: ignore[arg-type]
-                state_store=self.state_store,
-                callbacks=self.callbacks,
-                lock_timeout=self.lock_timeout,
-                drain_deadline=self._drain_deadline(),
-            ),
-        )
-        try:
-            load_info = self._runner.run(data, run_key=self._run_key(context), **self.run_kwargs)
-        except RunCancelled as ex:
-            self._publish_report(context)
-            # retryable: the next try finalizes the pending package first
-            pending = ex.report.pending_load_ids if ex.report else []
-            raise AirflowException(
-                f"dlt run cancelled ({ex.reason}); pending packages {pending} stay in the"
-                " working folder and the next try loads them first"
-            ) from ex
+            load_info = self._run(context)
         except Exception as ex:
-            self._publish_report(context)
-            if is_terminal(ex):
-                raise AirflowFailException(f"dlt run failed terminally: {ex}") from ex
-            raise
+            failure = self._failure(context, ex)
+        if failure is not None:
+            # raised outside the except block: the original is neither chained nor the
+            # context, so its unscrubbed text reaches no traceback Airflow prints
+            raise failure
+        share_secrets()
         report = self._publish_report(context)
         if self.push_load_info and load_info is not None:
             context["ti"].xcom_push(key="load_info", value=load_info_to_dict(load_info))
-        return report
+        return report  # type: ignore[return-value]
+
+    def _run(self, context: Any) -> Any:
+        """Checks what was rendered, builds the pipeline and runs it."""
+        from dlt_runner import RunConfig, Runner
+        from dlt_runner.engine import check_run_kwargs
+
+        decompose.check_pipeline_name(self.pipeline_name)
+        validate.dataset_name(self.dataset_name)
+        run_kwargs = validate.run_kwargs(self.run_kwargs)
+        check_run_kwargs(run_kwargs, "run_kwargs.{}")
+        config = RunConfig(
+            retry_policy=self.dlt_retry_policy,
+            retry_pipeline_steps=self.retry_pipeline_steps,
+            store_trace_info=self.store_trace_info,
+            run_from_clean_folder=self.run_from_clean_folder,
+            on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
+            on_stale_package=self.on_stale_package,  # type: ignore[arg-type]
+            state_store=self.state_store,
+            callbacks=self.callbacks,
+            lock_timeout=self.lock_timeout,
+            drain_deadline=self._drain_deadline(),
+        )
+        pipeline, data = self._pipeline_and_data()
+        share_secrets()  # the connection's password, masked by Airflow when the hook read it
+        self._runner = Runner(pipeline, config)
+        return self._runner.run(data, run_key=self._run_key(context), **run_kwargs)
+
+    def _failure(self, context: Any, ex: Exception) -> AirflowException:
+        """What Airflow gets for `ex`: no retry for a mistake a retry repeats, and no secret
+        in the report, the log or the message."""
+        from dlt_runner import RunCancelled
+        from dlt_runner.retry import is_config_error, is_terminal
+
+        share_secrets()
+        self._publish_report(context)
+        if isinstance(ex, RunCancelled):  # retryable: the next try finalizes the package first
+            pending = ex.report.pending_load_ids if ex.report else []
+            return AirflowException(_scrubbed(
+                f"dlt run cancelled ({ex.reason}); pending packages {pending} stay in the"
+                " working folder and the next try loads them first"))
+        # the original's traceback, scrubbed: the exception raised instead does not carry it
+        self.log.error("dlt run failed:\n%s",
+                       SECRETS.scrub_text("".join(traceback.format_exception(ex))).rstrip())
+        if is_config_error(ex):
+            return AirflowFailException(f"dlt run misconfigured, not retried: {_scrubbed(ex)}")
+        if is_terminal(ex):
+            return AirflowFailException(f"dlt run failed terminally: {_scrubbed(ex)}")
+        return AirflowException(f"dlt run failed: {_scrubbed(ex)}")
 
     def on_kill(self) -> None:
         """Airflow's SIGTERM handler and timeouts call this: drain instead of dying mid-load."""
@@ -181,50 +215,67 @@ class DltRunOperator(BaseOperator):
     def _pipeline_and_data(self) -> tuple[Any, Callable[[], Any]]:
         """The pipeline and what it extracts (a fresh source per attempt); for a unit of a
         decomposed source, the unit's own pipeline and only its resources."""
-        factory = self._factory()
-        source_kwargs = dict(self.source_kwargs)
+        from dlt_runner import source
 
-        def data() -> Any:
-            return factory(**source_kwargs)
-
+        data = source.bind(source.factory(self.source), self.source_kwargs)
         if self.unit_resources is None:
             return self._pipeline(), data
         unit = decompose.unit_of(data(), self.pipeline_name, self.unit_resources)
         return decompose.unit_pipeline(self._pipeline(), unit), decompose.unit_source(data, unit)
 
-    def _factory(self) -> Callable[..., Any]:
-        if callable(self.source):
-            return self.source
-        return validate.load_object(self.source, "source")  # type: ignore[no-any-return]
-
     def _pipeline(self) -> Any:
         import dlt
-        from dlt.common.destination import Destination
 
-        destination = self.destination
-        if isinstance(destination, str):
-            kwargs: dict[str, Any] = {}
-            if self.destination_conn_id:
-                from dlt_runner.airflow_provider.hooks import DltDestinationHook
-
-                hook = DltDestinationHook(self.destination_conn_id)
-                kwargs = hook.destination_kwargs(destination)
-            destination = Destination.from_reference(destination, **kwargs)
         return dlt.pipeline(
             pipeline_name=self.pipeline_name,
-            destination=destination,
-            dataset_name=self.dataset_name,
+            destination=self._destination(),
+            dataset_name=self.dataset_name,  # type: ignore[arg-type]  # None: dlt's default
             pipelines_dir=self._pipelines_dir(),
         )
 
+    def _destination(self) -> Any:
+        from dlt.common.destination import Destination
+
+        from dlt_runner.errors import one_line
+        from dlt_runner.retry import is_config_error
+
+        if not isinstance(self.destination, str):
+            return self.destination
+        kwargs: dict[str, Any] = {}
+        if self.destination_conn_id:
+            from dlt_runner.airflow_provider.hooks import DltDestinationHook
+
+            try:
+                kwargs = DltDestinationHook(self.destination_conn_id).destination_kwargs(
+                    self.destination)
+            except AirflowNotFoundException as ex:
+                raise validate.RunConfigError(
+                    "destination_conn_id", f"no Airflow connection {self.destination_conn_id!r}",
+                    "create it (conn_type dlt: Admin > Connections, `airflow connections add`"
+                    " or AIRFLOW_CONN_<ID>) or fix destination_conn_id",
+                ) from ex
+        try:
+            return Destination.from_reference(self.destination, **kwargs)
+        except Exception as ex:
+            if not is_config_error(ex):
+                raise
+            raise validate.RunConfigError(
+                "destination", f"dlt cannot make destination {self.destination!r}"
+                f" ({one_line(ex)})",
+                "use a destination type dlt knows (duckdb, postgres, bigquery, filesystem, ...),"
+                " a module path to a destination factory, or a dlt destination object",
+            ) from ex
+
     def _pipelines_dir(self) -> str:
-        if self.pipelines_dir:
-            return self.pipelines_dir
-        configured = os.environ.get("DLT_RUNNER_PIPELINES_DIR")
-        if configured:
-            return configured
-        home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-        return str(Path(home) / "dlt_pipelines")
+        """Checked here too: the worker's disk is not the DAG processor's."""
+        field, folder = "pipelines_dir", self.pipelines_dir
+        if not folder:
+            field, folder = "DLT_RUNNER_PIPELINES_DIR", os.environ.get("DLT_RUNNER_PIPELINES_DIR")
+        if not folder:
+            home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+            field, folder = "$AIRFLOW_HOME/dlt_pipelines", str(Path(home) / "dlt_pipelines")
+        validate.pipelines_dir(folder, field)
+        return folder
 
     @staticmethod
     def _run_key(context: Any) -> str:
@@ -238,13 +289,141 @@ class DltRunOperator(BaseOperator):
             return None
         return (self.execution_timeout - self.drain_margin).total_seconds()
 
-    def _publish_report(self, context: Any) -> dict[str, Any]:
+    def _publish_report(self, context: Any) -> Optional[dict[str, Any]]:
         """The report out to Airflow: a readable summary in the task log, and the dict (returned
-        as XCom `return_value` on success, pushed as `run_report` when the run failed)."""
-        assert self._runner is not None and self._runner.report is not None
+        as XCom `return_value` on success, pushed as `run_report` when the run failed). None
+        when the run never started (a mistake found before it)."""
+        if self._runner is None or self._runner.report is None:
+            return None
         report = self._runner.report.to_dict()
         for line in self._runner.report.summary_lines():
             self.log.info(line)
         if report["status"] != "success":
             context["ti"].xcom_push(key="run_report", value=report)
         return report  # type: ignore[no-any-return]
+
+
+def source_arguments(value: Any) -> dict[str, Any]:
+    """`source_kwargs` at DAG parse: a mapping (its values may be templates); the source's
+    signature is checked when the task runs (`dlt_runner.source.bind`)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise validate.RunConfigError(
+            "source_kwargs", f"expected a mapping of argument names to values, got"
+            f" {type(value).__name__}",
+            "pass a dict such as {'start': '{{ data_interval_start }}'} (values may be"
+            " templated, the dict itself not)",
+        )
+    return dict(value)
+
+
+def _run_kwargs(value: Any) -> dict[str, Any]:
+    """A mapping now; values still to be rendered are checked when the task runs."""
+    if not isinstance(value, Mapping):
+        return validate.run_kwargs(value)  # {} for None, else the error
+    validate.run_kwargs({k: v for k, v in value.items() if not _templated(v)})
+    return dict(value)
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _retry_policy(value: Any) -> Any:
+    """The forms the core's `to_retrying` takes, told apart without importing dlt or
+    tenacity: an instance of a class exists only once its module was imported."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        validate.policy_dict(value, "dlt_retry_policy")
+        return value
+    for module, name in (("tenacity", "Retrying"), ("dlt_runner.retry", "RetryPolicy")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(value, cls):
+            return value
+    raise validate.RunConfigError(
+        "dlt_retry_policy", f"unsupported type {type(value).__name__} ({value!r})",
+        f"pass None, a dict such as {validate.POLICY_EXAMPLES}, a dlt_runner.RetryPolicy or"
+        " a tenacity.Retrying",
+    )
+
+
+def _callbacks(value: Any) -> tuple[RunnerCallbacks, ...]:
+    """`RunConfig`'s check (which needs dlt), at DAG parse; a class passed for an instance
+    is told apart."""
+    if isinstance(value, RunnerCallbacks):
+        return (value,)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise validate.RunConfigError(
+            "callbacks", f"expected a list of RunnerCallbacks, got {type(value).__name__}",
+            "pass e.g. [MyCallbacks()], MyCallbacks subclassing dlt_runner.RunnerCallbacks",
+        )
+    callbacks = tuple(value)
+    for callback in callbacks:
+        if isinstance(callback, type) and issubclass(callback, RunnerCallbacks):
+            raise validate.RunConfigError(
+                "callbacks", f"{callback.__name__} is a class, not an instance",
+                f"pass {callback.__name__}()")
+        if not isinstance(callback, RunnerCallbacks):
+            raise validate.RunConfigError(
+                "callbacks", f"{type(callback).__name__} is not a RunnerCallbacks",
+                "subclass dlt_runner.RunnerCallbacks and override the hooks you need",
+            )
+    return callbacks
+
+
+def _destination(value: Any) -> Any:
+    """A destination type or module path, a dlt destination, or a factory making one."""
+    destination_cls = getattr(sys.modules.get("dlt.common.destination.reference"),
+                              "Destination", None)
+    if (isinstance(value, str) and value.strip()) or callable(value) or (
+        destination_cls is not None and isinstance(value, destination_cls)
+    ):
+        return value
+    raise validate.RunConfigError(
+        "destination", f"expected a destination type or a dlt destination, got {value!r}",
+        "pass e.g. 'duckdb', 'postgres', 'filesystem' (credentials from destination_conn_id)"
+        " or a dlt destination such as dlt.destinations.duckdb('file.duckdb')",
+    )
+
+
+def _scrubbed(message: object, limit: int = 4000) -> str:
+    """Scrubbed, then cut (a cut first could split a secret so that no scrub finds its rest)."""
+    text = SECRETS.scrub_text(str(message))
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} chars cut]"
+
+
+_SHARED: set[str] = set()
+"""Values already handed to Airflow's masker."""
+
+
+def share_secrets() -> None:
+    """Airflow's masker and the runner's scrubber learn each other's secrets: reports and
+    messages drop connection passwords and sensitive Variables; Airflow's task log (which
+    prints tracebacks we never see) drops dlt secrets and secret source arguments."""
+    for name in ("airflow.sdk._shared.secrets_masker", "airflow._shared.secrets_masker"):
+        module = sys.modules.get(name)  # the core's masker only where Airflow core runs
+        if module is None:
+            continue
+        try:
+            patterns = tuple(module._secrets_masker().patterns)
+        except Exception:  # a private API: its shape may change
+            continue
+        known = {re.sub(r"\\(.)", r"\1", p, flags=re.S) for p in patterns} - _SHARED
+        SECRETS.add(*known)
+        _SHARED.update(known)
+    # the registry has no public accessor yet
+    new = set(SECRETS._values) - _SHARED
+    if not new:
+        return
+    from airflow.sdk.log import mask_secret  # also tells the supervisor, which writes the log
+
+    maskers = [mask_secret]
+    core = sys.modules.get("airflow._shared.secrets_masker")
+    if core is not None:
+        maskers.append(core.mask_secret)
+    for value in sorted(new):
+        for mask in maskers:
+            mask(value)
+    _SHARED.update(new)

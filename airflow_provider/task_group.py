@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 from airflow.sdk import TaskGroup
 
 from dlt_runner import decompose, validate
-from dlt_runner.airflow_provider.operators import DltRunOperator
+from dlt_runner.airflow_provider.operators import DltRunOperator, source_arguments
 
 
 class DltRunTaskGroup(TaskGroup):
@@ -55,7 +55,11 @@ class DltRunTaskGroup(TaskGroup):
             if name in operator_kwargs:
                 raise validate.RunConfigError(
                     name, "is set by DltRunTaskGroup for each unit", f"remove {name}=")
-        self.plan = _plan(source, pipeline_name, units, first, dict(source_kwargs or {}))
+        # before the plan, which may call the source with them
+        if not callable(source):
+            validate.import_path(source, "source")
+        decompose.check_pipeline_name(pipeline_name)
+        self.plan = _plan(source, pipeline_name, units, first, source_arguments(source_kwargs))
         super().__init__(
             group_id=group_id,
             tooltip=tooltip or f"dlt source decomposed into {len(self.plan.units)} units:"
@@ -90,10 +94,14 @@ def _plan(
 ) -> decompose.DecompositionPlan:
     if units is not None:
         return decompose.plan_from_units(pipeline_name, units, first)
-    if not callable(source):
-        source = validate.load_object(source, "source")
+    from dlt_runner import source as sources
+
+    # refuses what is no source (os:system would run here, at DAG parse) and unknown kwargs
+    data = sources.bind(sources.factory(source), source_kwargs)
     try:
-        template = source(**source_kwargs)
+        template = data()
+    except validate.RunConfigError:
+        raise
     except Exception as ex:
         from dlt_runner.errors import one_line
 

@@ -338,12 +338,12 @@ def cmd_traces(args: argparse.Namespace) -> int:
     except Exception as ex:
         error = _first_line(ex)
     files = [f.name for f in store.fallback_files()]
+    table = store.qualified_table()  # the names dlt gave them, as the runner stores into them
     if args.json:
-        _print_json({"pipeline_name": pipeline.pipeline_name, "stored": stored,
-                     "fallback_files": files, "error": error})
+        _print_json({"pipeline_name": pipeline.pipeline_name, "table": table,
+                     "stored": stored, "fallback_files": files, "error": error})
     else:
-        print(f"{pipeline.pipeline_name}: {len(stored)} stored attempt(s) in"
-              f" {pipeline.dataset_name}_traces.{store.table_name}")
+        print(f"{pipeline.pipeline_name}: {len(stored)} stored attempt(s) in {table}")
         for row in stored:
             print(f"  {row['started_at']}  run {row['run_id']} attempt {row['attempt']}:"
                   f" {row['status']} ({row['duration_s']} s)")

@@ -235,7 +235,8 @@ class RunReport:
     """Why and where a drain stopped: reason, jobs_completed, jobs_left, completed (True when
     the signal came after all work had started and the run finished anyway)."""
     trace_location: Optional[str] = None
-    """Where the last attempt's trace went: the trace table, or its local fallback file."""
+    """Where the last attempt's trace went: the trace table, its local fallback file, or
+    `not stored: ...` when it is in neither (logged as lost, or waiting in a pending package)."""
     trace_table: Optional[str] = None
     """`<destination>:<dataset>.<table>` when the trace is stored in a table (no paths)."""
     attempt_history: list[dict[str, Any]] = field(default_factory=list)

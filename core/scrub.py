@@ -14,14 +14,16 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
 """Shorter values are not scrubbed by value: replacing every "ab" would wreck reports."""
 
-# bounded repeats and a left anchor keep these linear on long texts (tracebacks, 200 KB errors)
+# bounded repeats and a left anchor keep these linear on long texts (tracebacks, 200 KB errors);
+# values may be as long as 4096 characters (keys, JWTs): a shorter bound left their tails readable
 _URL_PASSWORD = re.compile(
-    r"(?P<head>(?<![\w+.-])[a-zA-Z][\w+.-]{0,30}://[^:/@\s]{0,256}:)(?P<pw>[^@\s/]{1,256})(?P<tail>@)"
+    r"(?P<head>(?<![\w+.-])[a-zA-Z][\w+.-]{0,30}://[^:/@\s]{0,256}:)(?P<pw>[^@\s/]{1,4096})(?P<tail>@)"
 )
 _SECRET_NAME = (
     # a name containing one of these (`access_token`, `X-Api-Key`, `X-Amz-Signature`) ...
@@ -33,7 +35,7 @@ _SECRET_NAME = (
 _KEY_VALUE = re.compile(
     # `token=...`, `?access_token=...&`, `"client_secret": "..."`, `X-Api-Key: ...`
     rf"(?P<head>(?<![\w-])[\"']?{_SECRET_NAME}[\"']?\s{{0,3}}[=:]\s{{0,3}}[\"']?)"
-    r"(?!\*\*\*)(?P<pw>[^\s'\",;&)}\]]{1,512})",
+    r"(?!\*\*\*)(?P<pw>[^\s'\",;&)}\]]{1,4096})",
     re.IGNORECASE,
 )
 _SCHEME_VALUE = re.compile(
@@ -52,7 +54,11 @@ class SecretRegistry:
         self._ordered: tuple[str, ...] = ()
 
     def add(self, *values: Any) -> None:
-        new = {str(v) for v in values if v is not None and len(str(v)) >= MIN_SECRET_LENGTH}
+        """Each value as given, URL-decoded and URL-encoded: a DSN carries its password
+        encoded (`p%40ss`) and a driver's error may echo it decoded (`p@ss`), or the reverse."""
+        new = {form for v in values if v is not None
+               for form in (str(v), unquote(str(v)), quote(str(v), safe=""))
+               if len(form) >= MIN_SECRET_LENGTH}
         if not new - self._values:
             return
         with self._lock:

@@ -5,15 +5,18 @@ Write-ahead: when an attempt starts, a row with status "interrupted" is written 
 and is loaded, and the file is removed only once a load containing it has committed. A kill at
 any point, SIGKILL included, therefore leaves either the stored row or the file, and the next
 successful store uploads the file; the merge on (run_id, attempt) makes re-uploading a row that
-did land harmless. Storing a trace never fails the run.
+did land harmless. Storing a trace never fails the run: a row that can be neither stored nor
+written to its file (a full disk) is logged as lost, and the run's outcome stays what it was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from dlt_runner.indoubt import resolve_in_doubt_jobs
 from dlt_runner.log import logger
@@ -26,6 +29,9 @@ from dlt_runner.packages import (
 )
 from dlt_runner.scrub import SECRETS
 from dlt_runner.workdir import TRACES_FOLDER, runner_path
+
+if TYPE_CHECKING:
+    from dlt.common.normalizers.naming import NamingConvention
 
 TRACE_COLUMNS: dict[str, Any] = {
     "run_id": {"data_type": "text", "nullable": False},
@@ -49,6 +55,27 @@ TRACE_COLUMNS: dict[str, Any] = {
 
 INTERRUPTED = "interrupted"
 """Status of an attempt whose process died before it could record how the attempt ended."""
+
+NOT_STORED = "not stored"
+"""How `TraceStore.store()`'s answer starts when the row is in no table and no file."""
+
+
+def trace_table_name(pipeline_name: str, naming: Optional["NamingConvention"] = None) -> str:
+    """The trace table of a pipeline, spelled as `naming` (default: dlt's snake_case) spells it.
+
+    dlt normalizes the table name it is given, so the runner must look for the normalized one.
+    Normalizing alone would put distinct pipelines in one table (`ShopOrders` and `shop orders`
+    both become `shop_orders`, every all-non-Latin name `x`): a name the convention changes
+    gets the first 8 hex digits of its sha256. A name it keeps keeps `<name>_trace`.
+    """
+    if naming is None:
+        from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCase
+
+        naming = SnakeCase()
+    base = naming.normalize_table_identifier(pipeline_name)
+    if base != pipeline_name:
+        base = f"{base}_{hashlib.sha256(pipeline_name.encode('utf-8')).hexdigest()[:8]}"
+    return str(naming.normalize_table_identifier(f"{base}_trace"))
 
 
 def trace_to_json(trace: Any) -> Optional[Any]:
@@ -76,7 +103,8 @@ def _plain(value: Any) -> Any:
 
 
 def fallback_dir(pipeline: Any) -> Path:
-    return runner_path(pipeline, TRACES_FOLDER)
+    folder: Path = runner_path(pipeline, TRACES_FOLDER)
+    return folder
 
 
 class TraceStore:
@@ -92,37 +120,98 @@ class TraceStore:
 
     @property
     def table_name(self) -> str:
-        return f"{self.pipeline.pipeline_name}_trace"
+        """The trace table, named with the naming convention of the trace pipeline's schema."""
+        try:
+            naming = self._get_trace_pipeline().naming
+        except Exception as ex:  # no trace pipeline: dlt's default convention
+            logger.debug("no naming convention of the trace pipeline: %s", ex)
+            naming = None
+        return trace_table_name(self.pipeline.pipeline_name, naming)
+
+    def qualified_table(self) -> str:
+        """`<dataset>.<table>` as the destination spells them (dlt normalizes dataset names)."""
+        table = self.table_name
+        try:
+            trace_pipeline = self._get_trace_pipeline()
+        except Exception:
+            return table
+        try:
+            dataset = trace_pipeline.sql_client().dataset_name
+        except Exception:  # no SQL client (a sink): the configured name
+            dataset = trace_pipeline.dataset_name
+        return f"{dataset}.{table}" if dataset else table
 
     def begin(self, row: dict[str, Any]) -> None:
         """Leaves a trace of an attempt before it runs: whatever kills it, the row exists."""
         try:
             self._write_fallback(SECRETS.scrub({**row, "status": INTERRUPTED}))
-        except OSError as ex:
-            logger.warning("could not write the provisional trace file: %s", ex)
+        except Exception as ex:
+            _warn(
+                f"could not write the provisional {_attempt_of(row)} to its fallback file"
+                f" in {self._fallback_folder()} ({_one_line(ex)}); if this process dies before"
+                " the attempt ends, no trace of the attempt remains"
+            )
 
     def store(self, row: dict[str, Any]) -> str:
-        """Stores `row` (and any earlier fallback rows); returns where it now lives."""
-        row = SECRETS.scrub(row)
-        path = self._write_fallback(row)
+        """Stores `row` (and any earlier fallback rows); returns where it now lives.
+
+        Never raises an `Exception`: when the row is neither stored nor in its fallback file
+        (a full disk), that is logged and the answer starts with `NOT_STORED`.
+        """
         self.last_table = None
+        what = _attempt_of(row)
         try:
-            return self._upload()
-        except Exception as ex:
-            logger.warning(
-                "Could not store the trace of %s attempt %s in %s (%s: %s); kept at %s and"
-                " uploaded by the next successful trace store.",
-                row["run_id"],
-                row["attempt"],
-                self._describe_target(),
-                type(ex).__name__,
-                str(ex).splitlines()[0] if str(ex) else "",
-                path,
-            )
-            return str(path)
+            return self._store(row, what)
+        except Exception as ex:  # whatever else goes wrong, the run's outcome stays
+            _warn(f"lost the {what}: {_one_line(ex)}")
+            return _not_stored(f"the {what} was lost ({_one_line(ex)})")
         finally:
             # creating or running another pipeline makes it dlt's "current" one: hand it back
-            self.pipeline.activate()
+            try:
+                self.pipeline.activate()
+            except Exception as ex:
+                _warn(f"could not make {self.pipeline.pipeline_name} dlt's current pipeline"
+                      f" again after storing its trace: {_one_line(ex)}")
+
+    def _store(self, row: dict[str, Any], what: str) -> str:
+        row = SECRETS.scrub(row)
+        path = self._fallback_path(row)
+        write_error: Optional[Exception] = None
+        pending_before: list[str] = []
+        try:
+            self._write_fallback(row)
+        except Exception as ex:  # a full disk: the row can still go straight to the table
+            write_error = ex
+            pending_before = self._trace_pending()
+        try:
+            location = self._upload(row if write_error is not None else None)
+        except Exception as ex:
+            target = self._describe_target()
+            if write_error is None:
+                _warn(
+                    f"could not store the {what} in {target} ({_one_line(ex)}); kept at"
+                    f" {path} and uploaded by the next successful trace store"
+                )
+                return str(path)
+            held = [i for i in self._trace_pending() if i not in pending_before]
+            if held:  # extracted before the failure: the next store loads that package
+                _warn(
+                    f"could not write the {what} to {path} ({_one_line(write_error)}) nor"
+                    f" finish storing it in {target} ({_one_line(ex)}); it waits in its"
+                    f" pending package {', '.join(held)}, which the next trace store loads"
+                )
+                return _not_stored(f"the {what} waits in a pending package of {target}")
+            _warn(
+                f"lost the {what}: could not store it in {target} ({_one_line(ex)}) nor write"
+                f" it to {path} ({_one_line(write_error)}){self._provisional_note(path)}"
+            )
+            return _not_stored(f"the {what} was lost ({_one_line(ex)})")
+        if write_error is not None:
+            _warn(
+                f"could not write the {what} to {path} ({_one_line(write_error)}); stored it"
+                f" in {self._describe_target()} directly"
+            )
+        return location
 
     def read(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest stored attempt rows (without the full trace), newest first."""
@@ -141,24 +230,56 @@ class TraceStore:
         """Rows kept locally because storing failed (or their attempt is still running)."""
         return sorted(fallback_dir(self.pipeline).glob("*_trace.json"))
 
+    def _fallback_path(self, row: dict[str, Any]) -> Path:
+        name = f"{row.get('run_id')}_attempt_{row.get('attempt')}_trace.json"
+        return fallback_dir(self.pipeline) / name
+
+    def _fallback_folder(self) -> str:
+        try:
+            return str(fallback_dir(self.pipeline))
+        except Exception:
+            return f"the working folder of {self.pipeline.pipeline_name}"
+
+    def _trace_pending(self) -> list[str]:
+        """Packages of the trace pipeline not loaded yet (none when it cannot be listed)."""
+        try:
+            pending: list[str] = pending_load_ids(self._get_trace_pipeline())
+        except Exception:
+            return []
+        return pending
+
     def _write_fallback(self, row: dict[str, Any]) -> Path:
-        folder = fallback_dir(self.pipeline)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{row['run_id']}_attempt_{row['attempt']}_trace.json"
+        path = self._fallback_path(row)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(row, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(row, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a partial file would only take space
+                tmp.unlink(missing_ok=True)
+            raise
         return path
 
-    def _upload(self) -> str:
+    def _provisional_note(self, path: Path) -> str:
+        try:
+            kept = path.is_file()
+        except OSError:
+            kept = False
+        if not kept:
+            return ""
+        return f"; its provisional row (status {INTERRUPTED}) stays there and is uploaded later"
+
+    def _upload(self, row: Optional[dict[str, Any]] = None) -> str:
+        """Uploads the fallback files, and `row` (which has no file) in place of its file's."""
         trace_pipeline = self._get_trace_pipeline()
         with keep_pending(trace_pipeline):
-            return self._upload_with(trace_pipeline)
+            return self._upload_with(trace_pipeline, row)
 
-    def _upload_with(self, trace_pipeline: Any) -> str:
+    def _upload_with(self, trace_pipeline: Any, row: Optional[dict[str, Any]]) -> str:
         import dlt
 
         repair(trace_pipeline)
@@ -169,17 +290,24 @@ class TraceStore:
             with without_sync(trace_pipeline):
                 trace_pipeline.run(credentials=self._credentials())
             raise_if_pending(trace_pipeline, pending)
-        files = sorted(fallback_dir(self.pipeline).glob("*_trace.json"))
+        files = []
         rows = []
-        for file in files:
+        for file in self.fallback_files():
             try:
                 rows.append(json.loads(file.read_text(encoding="utf-8")))
-            except (OSError, ValueError) as ex:
-                logger.warning("Skipping unreadable trace fallback file %s: %s", file, ex)
-        rows = _without_stale_provisional(trace_pipeline, self.table_name, rows)
+            except (OSError, ValueError) as ex:  # kept: it is no upload's to remove
+                _warn(f"skipping unreadable trace fallback file {file}: {_one_line(ex)}")
+            else:
+                files.append(file)
+        if row is not None:
+            key = (row.get("run_id"), row.get("attempt"))
+            rows = [r for r in rows if (r.get("run_id"), r.get("attempt")) != key]
+            rows.append(row)
+        table_name = self.table_name
+        rows = _without_stale_provisional(trace_pipeline, table_name, rows)
         resource = dlt.resource(
             rows,
-            name=self.table_name,
+            name=table_name,
             write_disposition="merge",
             primary_key=("run_id", "attempt"),
             columns=TRACE_COLUMNS,
@@ -187,11 +315,19 @@ class TraceStore:
         )
         info = trace_pipeline.run(resource, credentials=self._credentials())
         for file in files:
-            file.unlink(missing_ok=True)
+            try:
+                file.unlink(missing_ok=True)
+            except OSError as ex:
+                _warn(
+                    f"stored the trace rows of {file} but could not remove the file"
+                    f" ({_one_line(ex)}); the next store uploads them again, which merges"
+                    " into the same rows"
+                )
         where = str(info.destination_displayable_credentials or "")
         if not where or " object at 0x" in where:  # custom destinations have no location
             where = str(info.destination_name)
-        table = f"{trace_pipeline.dataset_name}.{self.table_name}"
+        # dlt normalizes the dataset name: the load info has the one the destination uses
+        table = f"{info.dataset_name or trace_pipeline.dataset_name}.{table_name}"
         self.last_table = f"{info.destination_name}:{table}"
         location: str = SECRETS.scrub_text(f"{where} {table}")
         return location
@@ -226,6 +362,24 @@ class TraceStore:
         if self._target is True:
             return f"_trace_{self.pipeline.pipeline_name}"
         return str(getattr(self._target, "pipeline_name", self._target))
+
+
+def _attempt_of(row: dict[str, Any]) -> str:
+    return f"trace of run {row.get('run_id')} attempt {row.get('attempt')}"
+
+
+def _one_line(ex: BaseException) -> str:
+    lines = str(ex).strip().splitlines()
+    return f"{type(ex).__name__}: {lines[0]}" if lines else type(ex).__name__
+
+
+def _not_stored(why: str) -> str:
+    return str(SECRETS.scrub_text(f"{NOT_STORED}: {why}"))
+
+
+def _warn(message: str) -> None:
+    """One scrubbed log line: storing traces fails on problems that need a person."""
+    logger.warning("%s", " ".join(SECRETS.scrub_text(message).splitlines()))
 
 
 def _without_stale_provisional(

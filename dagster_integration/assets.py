@@ -26,7 +26,12 @@ from dagster import (
 
 from dlt_runner.dagster_integration.metadata import check_specs
 from dlt_runner.dagster_integration.translator import DltRunnerTranslator
-from dlt_runner.dagster_integration.units import SourceUnit, check_pipeline
+from dlt_runner.dagster_integration.units import (
+    SourceUnit,
+    check_pipeline,
+    checked_factory,
+    template_of,
+)
 from dlt_runner.validate import RunConfigError
 
 
@@ -118,13 +123,13 @@ def dlt_runner_assets(
     from dlt_runner import decompose as decomposition
 
     check_pipeline(dlt_pipeline)
-    template = decomposition.source_template(dlt_source, "dlt_source")
+    template = template_of(dlt_source)
     plan = decomposition.decompose(template, dlt_pipeline.pipeline_name, units=units,
                                    first=first)
     pipelines = decomposition.unit_pipelines(dlt_pipeline, plan.units)
     parts: list[tuple[decomposition.Unit, list[AssetSpec], AssetsBinding]] = []
     for unit_plan, pipeline in zip(plan.units, pipelines, strict=True):
-        source = decomposition.unit_source(dlt_source, unit_plan)
+        source = decomposition.unit_source(checked_factory(dlt_source), unit_plan)
         shape = template.clone().with_resources(*unit_plan.resources)
         specs = list(SourceUnit.build(source, pipeline, translator, shape).specs.values())
         parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator, shape)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
+from urllib.parse import parse_qsl, urlsplit
 
 from dagster import (
     AssetKey,
@@ -25,7 +26,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dlt_runner import validate
 from dlt_runner.config import RunConfig
@@ -43,7 +44,7 @@ from dlt_runner.dagster_integration.units import SourceUnit
 from dlt_runner.errors import RunCancelled
 from dlt_runner.report import RunReport
 from dlt_runner.retry import is_terminal
-from dlt_runner.scrub import SECRETS
+from dlt_runner.scrub import SECRETS, learn_from_credentials
 from dlt_runner.tables import count_rows
 
 
@@ -69,6 +70,10 @@ class DltRunnerEventIterator(Iterator[Any]):
 
 class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
     """Runs dlt sources through the dlt-runner core; fields are the core's `RunConfig`."""
+
+    # Dagster's `Config` drops unknown fields silently (dagster-io/dagster#30669): a typo such
+    # as `retries=3` must fail instead. Errors never echo the input: it holds credentials.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     retry_policy: Optional[dict[str, Any]] = Field(
         default=None,
@@ -129,12 +134,38 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         description="Query the destination for each table's row count (dagster/row_count).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        # extra="forbid" alone would not say which fields exist
+        unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, Mapping) else []
+        if unknown:
+            raise validate.RunConfigError(unknown[0], "not a field of DltRunnerResource",
+                                          f"use one of {sorted(cls.model_fields)}")
+        return data
+
+    # An `EnvVar` is checked and learned once Dagster resolves it: it builds the resource again
+    # with the values before the run starts (after these validators, pydantic made it a str).
+
     @field_validator("state_store", mode="before")
     @classmethod
     def _check_store(cls, value: Any) -> Any:
-        # an `EnvVar` is checked once Dagster resolves it: it builds the resource again with
-        # the value before the run starts (after this validator, pydantic has made it a str)
-        return value if isinstance(value, EnvVar) else validate.state_store(value)
+        if isinstance(value, EnvVar):
+            return value
+        _learn_store_secrets(value)
+        try:
+            return validate.state_store(value)
+        except validate.RunConfigError as ex:  # its message quotes the value
+            raise validate.RunConfigError(ex.field, SECRETS.scrub_text(ex.problem), ex.fix
+                                          ) from None
+
+    @field_validator("destination_credentials", mode="before")
+    @classmethod
+    def _learn_credentials(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, EnvVar):
+            SECRETS.add(value)  # the whole value: a DSN without a password may be a token
+            learn_from_credentials(value)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "DltRunnerResource":
@@ -199,6 +230,7 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         if self.destination_credentials is not None:
             run_kwargs.setdefault("credentials", self.destination_credentials)
         runner = Runner(unit.pipeline, self.run_config())
+        _scrub_dlt_log()
         try:
             runner.run(unit.data_factory(keys), run_key=_run_key(context, keys), **run_kwargs)
         except RunCancelled as ex:
@@ -300,12 +332,40 @@ def _log(context: Any, report: Optional[RunReport]) -> Optional[RunReport]:
     return report
 
 
+def _scrub_dlt_log() -> None:
+    """dlt logs a failed job's exception to stderr itself; its message may hold a token."""
+    from dlt.common import logger as dlt_logger
+
+    from dlt_runner.log import ScrubFilter
+
+    target = dlt_logger.LOGGER
+    if target is not None and not any(isinstance(f, ScrubFilter) for f in target.filters):
+        target.addFilter(ScrubFilter())
+
+
+def _learn_store_secrets(value: Any) -> None:
+    """The secret parts of a store URL (a password, `?secret=` parameters); the URL itself
+    stays readable in reports and errors."""
+    if not isinstance(value, str):
+        return
+    try:  # a URL missing its scheme (key:secret@bucket) is refused quoting the value
+        parts = urlsplit(value if "://" in value else f"//{value}")
+        password = parts.password
+        parameters = dict(parse_qsl(parts.query))
+    except ValueError:
+        return
+    if password:
+        SECRETS.add(password, value)  # as learn_from_credentials does for a DSN
+    learn_from_credentials(parameters)
+
+
 def _failure(ex: BaseException, report: Optional[RunReport], retryable: bool) -> Failure:
     """A scrubbed `Failure`; the original exception stays out of Dagster's event log (its
     message may carry a secret the runner knows), its scrubbed traceback goes into metadata."""
     metadata: Mapping[str, Any] = {
         **(run_metadata(report) if report is not None else {}),
-        "error": MetadataValue.json(report.error if report and report.error else {}),
+        "error": MetadataValue.json(SECRETS.scrub(report.error) if report and report.error
+                                    else {}),
         "traceback": MetadataValue.text(
             SECRETS.scrub_text("".join(traceback.format_exception(ex)))[-8000:]
         ),

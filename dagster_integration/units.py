@@ -7,6 +7,7 @@ selected assets' resources, so a retried extract starts from the beginning.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -15,6 +16,8 @@ from dagster import AssetKey, AssetSpec
 
 from dlt_runner.dagster_integration.translator import DltResourceTranslatorData
 from dlt_runner.decompose import source_template
+from dlt_runner.scrub import install_tracker
+from dlt_runner.source import resolve
 from dlt_runner.tables import table_of
 from dlt_runner.validate import RunConfigError
 
@@ -32,8 +35,9 @@ class SourceUnit:
     def build(cls, source: Any, pipeline: Any, translator: Any,
               template: Any = None) -> "SourceUnit":
         """`template`: the source's shape when the caller already has it (no factory call)."""
+        source = checked_factory(source)
         if template is None:
-            template = source_template(source, "dlt_source")
+            template = template_of(source)
         check_pipeline(pipeline)
         if not callable(getattr(translator, "get_asset_spec", None)):
             raise RunConfigError(
@@ -78,6 +82,45 @@ class SourceUnit:
             if spec.key == key:
                 return name
         raise KeyError(f"asset {key.to_user_string()} is not a resource of this dlt source")
+
+
+def template_of(source: Any, field: str = "dlt_source") -> Any:
+    """The source's shape (one call of a factory), checked like every later call."""
+    install_tracker()  # a secret dlt resolves for the factory is known before it can raise
+    if not _is_factory(source):
+        return _source_of(source, field)
+    return _source_of(source_template(checked_factory(source, field), field), field)
+
+
+def checked_factory(source: Any, field: str = "dlt_source") -> Any:
+    """A factory whose every result is checked: None, an empty source or anything but a dlt
+    source is a `RunConfigError` (never retried), not an empty load or an AttributeError."""
+    if not _is_factory(source):
+        return source
+
+    @functools.wraps(source)
+    def call() -> Any:
+        return _source_of(source(), field)
+
+    return call
+
+
+def _source_of(data: Any, field: str) -> Any:
+    from dlt.extract import DltSource
+
+    data = resolve(data, field)
+    if not isinstance(data, DltSource):  # resolve also takes a resource; assets need a source
+        raise RunConfigError(
+            field, f"got the dlt resource {data.name!r}, not a dlt source",
+            "return it from a @dlt.source function: each asset is one resource of a source",
+        )
+    return data
+
+
+def _is_factory(source: Any) -> bool:
+    from dlt.extract import DltResource, DltSource
+
+    return callable(source) and not isinstance(source, (DltSource, DltResource))
 
 
 def check_pipeline(pipeline: Any) -> None:

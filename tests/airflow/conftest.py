@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +68,60 @@ def keep_signal_handlers() -> Iterator[None]:
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+
+
+def one_task_dag(dag_id: str, **operator_kwargs: Any) -> Any:
+    """A DAG with one `DltRunOperator`, task id `load` (`dag_kwargs` go to the DAG)."""
+    from airflow.sdk import DAG
+
+    from dlt_runner.airflow_provider.operators import DltRunOperator
+
+    dag_kwargs = operator_kwargs.pop("dag_kwargs", {})
+    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+             **dag_kwargs) as dag:
+        DltRunOperator(task_id="load", **operator_kwargs)
+    return dag
+
+
+def serialized(dag: Any) -> Any:
+    """dag.test() needs the DAG in the metadata DB; a DAG built in a test is in no bundle."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(REPO / "tests" / "airflow" / "no_dags_here"))
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag
+
+
+def only_ti(run: Any) -> Any:
+    (ti,) = run.get_task_instances()
+    return ti
+
+
+@pytest.fixture
+def log_output(capfd: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    """Everything a task printed or logged: what `capfd` captured, and what the logging
+    handlers Airflow and dlt made in an earlier test wrote (they hold that test's capture,
+    closed since: here they write to a buffer of this test)."""
+    import io
+    import logging
+
+    buffer = io.StringIO()
+    moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    for lg in loggers:
+        for handler in lg.handlers:
+            if type(handler) is logging.StreamHandler and handler not in (h for h, _ in moved):
+                moved.append((handler, handler.stream))
+                handler.stream = buffer  # not setStream: it flushes the closed stream
+
+    def output() -> str:
+        out, err = capfd.readouterr()
+        return "\n".join((out, err, buffer.getvalue()))
+
+    yield output
+    for handler, stream in moved:
+        handler.stream = stream

@@ -6,42 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.airflow.conftest import REPO
+from tests.airflow.conftest import REPO, one_task_dag, only_ti, serialized
 from tests.core.faults import FaultPlan, faulty_duckdb, ids_in
 from tests.postgres import PostgresServer
 
 
-def _one_task_dag(dag_id: str, **operator_kwargs: Any) -> Any:
-    from airflow.sdk import DAG
+def _rows(rows: list[dict[str, Any]]) -> Any:
+    """A dlt resource of `rows` (a source must return a dlt source or resource)."""
+    import dlt
 
-    from dlt_runner.airflow_provider.operators import DltRunOperator
-
-    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        DltRunOperator(task_id="load", **operator_kwargs)
-    return dag
-
-
-def _serialized(dag: Any) -> Any:
-    """dag.test() needs the DAG in the metadata DB; a DAG built in a test is in no bundle."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=str(REPO / "tests" / "airflow" / "no_dags_here"))
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag
-
-
-def _ti(run: Any) -> Any:
-    (ti,) = run.get_task_instances()
-    return ti
+    return dlt.resource(rows, name="items")
 
 
 def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
@@ -78,15 +59,15 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], field
 
     args: dict[str, Any] = {"source": "shop_source:shop_source", "pipeline_name": "p", **kwargs}
     with pytest.raises(RunConfigError) as exc_info:
-        _one_task_dag(f"bad_{field.replace('.', '_')}", **args)
+        one_task_dag(f"bad_{field.replace('.', '_')}", **args)
     assert exc_info.value.field == field and "Fix:" in str(exc_info.value)
 
 
 def test_a_terminal_error_fails_the_task_without_retries(tmp_path: Path) -> None:
     plan = FaultPlan(poison_ids={1})
-    dag = _one_task_dag(
+    dag = one_task_dag(
         "terminal_fails",
-        source=lambda: [{"id": 1}],
+        source=lambda: _rows([{"id": 1}]),
         run_kwargs={"table_name": "items"},
         pipeline_name="af_terminal",
         destination=faulty_duckdb(tmp_path / "w.duckdb", plan),
@@ -94,8 +75,8 @@ def test_a_terminal_error_fails_the_task_without_retries(tmp_path: Path) -> None
         retries=3,
         retry_delay=timedelta(seconds=0),
     )
-    run = _serialized(dag).test(logical_date=datetime(2026, 1, 2, tzinfo=timezone.utc))
-    ti = _ti(run)
+    run = serialized(dag).test(logical_date=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    ti = only_ti(run)
     assert ti.state == "failed"
     assert ti.try_number == 1  # AirflowFailException: no Airflow retry
     assert plan.calls == 1
@@ -109,9 +90,9 @@ def test_a_transient_error_left_after_the_runner_retries_is_retried_by_airflow_w
 
     def source() -> Any:
         extractions["n"] += 1
-        return [{"id": i} for i in range(5)]
+        return _rows([{"id": i} for i in range(5)])
 
-    dag = _one_task_dag(
+    dag = one_task_dag(
         "transient_retried",
         source=source,
         run_kwargs={"table_name": "items"},
@@ -122,8 +103,8 @@ def test_a_transient_error_left_after_the_runner_retries_is_retried_by_airflow_w
         retries=1,
         retry_delay=timedelta(seconds=0),
     )
-    run = _serialized(dag).test(logical_date=datetime(2026, 1, 3, tzinfo=timezone.utc))
-    ti = _ti(run)
+    run = serialized(dag).test(logical_date=datetime(2026, 1, 3, tzinfo=timezone.utc))
+    ti = only_ti(run)
     assert ti.state == "success" and ti.try_number == 2
     assert extractions["n"] == 1  # the second try finalized the pending package
     assert ids_in(tmp_path / "w.duckdb", "items") == list(range(5))
@@ -136,7 +117,7 @@ def test_a_transient_error_left_after_the_runner_retries_is_retried_by_airflow_w
 
 def test_connection_credentials_reach_postgres_and_never_xcom_or_the_log(
     tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    log_output: Callable[[], str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     password = postgres_server.password
     monkeypatch.setenv(
@@ -147,9 +128,9 @@ def test_connection_credentials_reach_postgres_and_never_xcom_or_the_log(
             "extra": {"destination": "postgres"},
         }),
     )
-    dag = _one_task_dag(
+    dag = one_task_dag(
         "postgres_conn",
-        source=lambda: [{"id": i, "note": f"row {i}"} for i in range(3)],
+        source=lambda: _rows([{"id": i, "note": f"row {i}"} for i in range(3)]),
         run_kwargs={"table_name": "items"},
         pipeline_name="af_postgres",
         destination="postgres",
@@ -159,8 +140,8 @@ def test_connection_credentials_reach_postgres_and_never_xcom_or_the_log(
         store_trace_info=True,
         push_load_info=True,
     )
-    run = _serialized(dag).test(logical_date=datetime(2026, 1, 4, tzinfo=timezone.utc))
-    ti = _ti(run)
+    run = serialized(dag).test(logical_date=datetime(2026, 1, 4, tzinfo=timezone.utc))
+    ti = only_ti(run)
     assert ti.state == "success"
     import psycopg2
 
@@ -171,8 +152,7 @@ def test_connection_credentials_reach_postgres_and_never_xcom_or_the_log(
     load_info = ti.xcom_pull(task_ids="load", key="load_info")
     assert report["row_counts"] == {"items": 3} and load_info["dataset_name"] == "af_conn"
     assert "127.0.0.1" in json.dumps(load_info)  # the location is there, the secret is not
-    for text in (json.dumps(report), json.dumps(load_info), capsys.readouterr().out,
-                 caplog.text):
+    for text in (json.dumps(report), json.dumps(load_info), log_output(), caplog.text):
         assert password not in text
 
 
@@ -200,9 +180,9 @@ def test_a_filesystem_connection_writes_files_under_its_bucket_url(
         json.dumps({"conn_type": "dlt", "extra": {"destination": "filesystem",
                                                    "bucket_url": bucket.as_uri()}}),
     )
-    dag = _one_task_dag(
+    dag = one_task_dag(
         "filesystem_conn",
-        source=lambda: [{"id": i} for i in range(4)],
+        source=lambda: _rows([{"id": i} for i in range(4)]),
         run_kwargs={"table_name": "items", "loader_file_format": "jsonl"},
         pipeline_name="af_lake",
         destination="filesystem",
@@ -210,8 +190,8 @@ def test_a_filesystem_connection_writes_files_under_its_bucket_url(
         dataset_name="lake",
         pipelines_dir=str(tmp_path / "pipelines"),
     )
-    run = _serialized(dag).test(logical_date=datetime(2026, 1, 5, tzinfo=timezone.utc))
-    assert _ti(run).state == "success"
+    run = serialized(dag).test(logical_date=datetime(2026, 1, 5, tzinfo=timezone.utc))
+    assert only_ti(run).state == "success"
     import gzip
 
     files = list((bucket / "lake" / "items").glob("*.jsonl*"))

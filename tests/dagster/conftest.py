@@ -39,3 +39,21 @@ def load_defs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 def metadata_values(event: Any) -> dict[str, Any]:
     """Plain values of a materialization's metadata entries."""
     return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+@pytest.fixture
+def fresh_scrubber(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a new run worker: no runner has hooked dlt's config resolution yet (an earlier
+    test's runner would have, and a secret dlt resolves would then be learned regardless)."""
+    import inspect
+
+    from dlt.common.configuration.utils import TraceLogContext
+    from dlt.pipeline import trace
+
+    from dlt_runner import scrub
+
+    log = TraceLogContext.log
+    if getattr(log, "_dlt_runner", False):
+        monkeypatch.setattr(TraceLogContext, "log", inspect.getclosurevars(log).nonlocals["log"])
+    monkeypatch.setattr(trace, "TRACKING_MODULES",
+                        [m for m in trace.TRACKING_MODULES if m is not scrub._TRACKER])

@@ -66,7 +66,10 @@ class Counter:
     @property
     def step(self) -> str:
         # the trace store runs a whole pipeline of its own: all of it is "trace"; a sync's
-        # state write is the sync's; "state" is the state save that ends an extract
+        # state write is the sync's; "state" is the state save that ends an extract; before
+        # the runner runs (dlt.pipeline() saving a first state) it is all "pipeline"
+        if "runner" not in self._steps:
+            return "pipeline"
         if "trace" in self._steps:
             return "trace"
         return "sync" if "sync" in self._steps else self._steps[-1]
