@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -26,7 +26,7 @@ from airflow.sdk.exceptions import (
 )
 
 from dlt_runner import decompose, validate
-from dlt_runner.callbacks import RunnerCallbacks
+from dlt_runner.callbacks import check as check_callbacks
 from dlt_runner.scrub import SECRETS
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class DltRunOperator(BaseOperator):
         if not callable(source):
             validate.import_path(source, "source")
         self.dlt_retry_policy = _retry_policy(dlt_retry_policy)
-        self.callbacks = _callbacks(callbacks)
+        self.callbacks = check_callbacks(callbacks)
         self.destination = _destination(destination)
         self.source_kwargs = source_arguments(source_kwargs)
         self.run_kwargs = _run_kwargs(run_kwargs)
@@ -349,30 +349,6 @@ def _retry_policy(value: Any) -> Any:
     )
 
 
-def _callbacks(value: Any) -> tuple[RunnerCallbacks, ...]:
-    """`RunConfig`'s check (which needs dlt), at DAG parse; a class passed for an instance
-    is told apart."""
-    if isinstance(value, RunnerCallbacks):
-        return (value,)
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise validate.RunConfigError(
-            "callbacks", f"expected a list of RunnerCallbacks, got {type(value).__name__}",
-            "pass e.g. [MyCallbacks()], MyCallbacks subclassing dlt_runner.RunnerCallbacks",
-        )
-    callbacks = tuple(value)
-    for callback in callbacks:
-        if isinstance(callback, type) and issubclass(callback, RunnerCallbacks):
-            raise validate.RunConfigError(
-                "callbacks", f"{callback.__name__} is a class, not an instance",
-                f"pass {callback.__name__}()")
-        if not isinstance(callback, RunnerCallbacks):
-            raise validate.RunConfigError(
-                "callbacks", f"{type(callback).__name__} is not a RunnerCallbacks",
-                "subclass dlt_runner.RunnerCallbacks and override the hooks you need",
-            )
-    return callbacks
-
-
 def _destination(value: Any) -> Any:
     """A destination type or module path, a dlt destination, or a factory making one."""
     destination_cls = getattr(sys.modules.get("dlt.common.destination.reference"),
@@ -413,8 +389,7 @@ def share_secrets() -> None:
         known = {re.sub(r"\\(.)", r"\1", p, flags=re.S) for p in patterns} - _SHARED
         SECRETS.add(*known)
         _SHARED.update(known)
-    # the registry has no public accessor yet
-    new = set(SECRETS._values) - _SHARED
+    new = set(SECRETS.values()) - _SHARED
     if not new:
         return
     from airflow.sdk.log import mask_secret  # also tells the supervisor, which writes the log

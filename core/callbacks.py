@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.log import logger
@@ -73,3 +73,27 @@ class CallbackDispatcher:
                     type(ex).__name__,
                     ex,
                 )
+
+
+def check(value: Any, field: str = "callbacks") -> tuple[RunnerCallbacks, ...]:
+    """Callbacks as `RunConfig` keeps them; importable without dlt, so a DAG parse can check."""
+    from dlt_runner.validate import RunConfigError
+
+    if isinstance(value, RunnerCallbacks):
+        return (value,)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise RunConfigError(
+            field, f"expected a list of RunnerCallbacks, got {type(value).__name__}",
+            "pass e.g. [MyCallbacks()], MyCallbacks subclassing dlt_runner.RunnerCallbacks",
+        )
+    callbacks = tuple(value)
+    for callback in callbacks:
+        if isinstance(callback, type) and issubclass(callback, RunnerCallbacks):
+            raise RunConfigError(field, f"{callback.__name__} is a class, not an instance",
+                                 f"pass {callback.__name__}()")
+        if not isinstance(callback, RunnerCallbacks):
+            raise RunConfigError(
+                field, f"{type(callback).__name__} is not a RunnerCallbacks",
+                "subclass dlt_runner.RunnerCallbacks and override the hooks you need",
+            )
+    return callbacks

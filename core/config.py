@@ -11,6 +11,7 @@ import tenacity
 
 from dlt_runner import validate
 from dlt_runner.callbacks import RunnerCallbacks
+from dlt_runner.callbacks import check as check_callbacks
 from dlt_runner.cancel import TDeadline
 from dlt_runner.retry import RetryPolicy, TRetryPolicyArg, to_retrying
 from dlt_runner.validate import RunConfigError
@@ -71,16 +72,7 @@ class RunConfig:
             )
         validate.lock_timeout(self.lock_timeout)
         validate.drain_deadline(self.drain_deadline)
-        if isinstance(self.callbacks, RunnerCallbacks):
-            self.callbacks = (self.callbacks,)
-        bad_cb = [c for c in self.callbacks if not isinstance(c, RunnerCallbacks)]
-        if bad_cb:
-            raise RunConfigError(
-                "callbacks",
-                f"{type(bad_cb[0]).__name__} is not a RunnerCallbacks",
-                "subclass dlt_runner.RunnerCallbacks and override the hooks you need",
-            )
-        self.callbacks = tuple(self.callbacks)
+        self.callbacks = check_callbacks(self.callbacks)
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> "RunConfig":

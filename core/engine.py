@@ -35,7 +35,7 @@ from dlt_runner.errors import (
 )
 from dlt_runner.indoubt import resolve_in_doubt_jobs, restage
 from dlt_runner.lock import pipeline_lock
-from dlt_runner.log import logger
+from dlt_runner.log import logger, scrub_dlt_logger
 from dlt_runner.packages import (
     destination_rows,
     keep_pending,
@@ -59,6 +59,7 @@ from dlt_runner.scrub import (
     learn_from_credentials,
     learn_from_pipeline,
 )
+from dlt_runner.source import is_factory
 from dlt_runner.store import StateStore
 from dlt_runner.traces import TraceStore, trace_to_json
 from dlt_runner.workdir import (
@@ -138,6 +139,7 @@ class Runner:
             else None
         )
         install_tracker()
+        scrub_dlt_logger()
 
     def run(
         self, data: Any = None, *, run_key: Optional[str] = None, **run_kwargs: Any
@@ -450,7 +452,7 @@ class Runner:
                 with without_sync(pipeline):
                     return pipeline.run(**dest_kwargs)
             payload = data
-            if _is_factory(data):
+            if is_factory(data):
                 try:
                     payload = data()
                 except RunnerError:
@@ -670,12 +672,6 @@ def runner(
             state_store=state_store,
         ),
     )
-
-
-def _is_factory(data: Any) -> bool:
-    from dlt.extract import DltResource, DltSource
-
-    return callable(data) and not isinstance(data, (DltSource, DltResource))
 
 
 def _log_summary(report: RunReport) -> None:

@@ -81,9 +81,19 @@ def configure(fmt: str = "text", level: str = "INFO") -> logging.Handler:
     for old in dlt_logger.handlers[:]:
         dlt_logger.removeHandler(old)
     dlt_logger.addHandler(handler)
-    dlt_logger.addFilter(ScrubFilter())
     dlt_logger.propagate = False
+    scrub_dlt_logger()
     return handler
+
+
+def scrub_dlt_logger() -> None:
+    """dlt logs a failed job's exception itself, wherever its logger writes (stderr, an
+    orchestrator's task log); the message may hold a secret the runner knows."""
+    from dlt.common import logger as dlt_log
+
+    for target in {logging.getLogger("dlt"), dlt_log.LOGGER} - {None}:
+        if not any(isinstance(f, ScrubFilter) for f in target.filters):
+            target.addFilter(ScrubFilter())
 
 
 def progress_collector(log_period: float = 10.0) -> object:

@@ -66,6 +66,10 @@ class SecretRegistry:
             # longest first so a secret containing another is masked whole
             self._ordered = tuple(sorted(self._values, key=len, reverse=True))
 
+    def values(self) -> frozenset[str]:
+        """Every value learned: an orchestrator's own masker can learn them too."""
+        return self._values
+
     def scrub_text(self, text: str) -> str:
         for secret in self._ordered:
             if secret in text:

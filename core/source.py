@@ -88,6 +88,13 @@ def resolve(data: Any, field: str = "source") -> Any:
                          _FIX)
 
 
+def is_factory(data: Any) -> bool:
+    """Something to call for the data, as opposed to a dlt source or resource itself."""
+    from dlt.extract import DltResource, DltSource
+
+    return callable(data) and not isinstance(data, (DltSource, DltResource))
+
+
 def _is_dlt(target: Any) -> bool:
     from dlt.extract import DltResource, DltSource
 

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from dlt_runner.errors import one_line
 from dlt_runner.indoubt import resolve_in_doubt_jobs
 from dlt_runner.log import logger
 from dlt_runner.packages import (
@@ -148,7 +149,7 @@ class TraceStore:
         except Exception as ex:
             _warn(
                 f"could not write the provisional {_attempt_of(row)} to its fallback file"
-                f" in {self._fallback_folder()} ({_one_line(ex)}); if this process dies before"
+                f" in {self._fallback_folder()} ({one_line(ex)}); if this process dies before"
                 " the attempt ends, no trace of the attempt remains"
             )
 
@@ -163,15 +164,15 @@ class TraceStore:
         try:
             return self._store(row, what)
         except Exception as ex:  # whatever else goes wrong, the run's outcome stays
-            _warn(f"lost the {what}: {_one_line(ex)}")
-            return _not_stored(f"the {what} was lost ({_one_line(ex)})")
+            _warn(f"lost the {what}: {one_line(ex)}")
+            return _not_stored(f"the {what} was lost ({one_line(ex)})")
         finally:
             # creating or running another pipeline makes it dlt's "current" one: hand it back
             try:
                 self.pipeline.activate()
             except Exception as ex:
                 _warn(f"could not make {self.pipeline.pipeline_name} dlt's current pipeline"
-                      f" again after storing its trace: {_one_line(ex)}")
+                      f" again after storing its trace: {one_line(ex)}")
 
     def _store(self, row: dict[str, Any], what: str) -> str:
         row = SECRETS.scrub(row)
@@ -189,26 +190,26 @@ class TraceStore:
             target = self._describe_target()
             if write_error is None:
                 _warn(
-                    f"could not store the {what} in {target} ({_one_line(ex)}); kept at"
+                    f"could not store the {what} in {target} ({one_line(ex)}); kept at"
                     f" {path} and uploaded by the next successful trace store"
                 )
                 return str(path)
             held = [i for i in self._trace_pending() if i not in pending_before]
             if held:  # extracted before the failure: the next store loads that package
                 _warn(
-                    f"could not write the {what} to {path} ({_one_line(write_error)}) nor"
-                    f" finish storing it in {target} ({_one_line(ex)}); it waits in its"
+                    f"could not write the {what} to {path} ({one_line(write_error)}) nor"
+                    f" finish storing it in {target} ({one_line(ex)}); it waits in its"
                     f" pending package {', '.join(held)}, which the next trace store loads"
                 )
                 return _not_stored(f"the {what} waits in a pending package of {target}")
             _warn(
-                f"lost the {what}: could not store it in {target} ({_one_line(ex)}) nor write"
-                f" it to {path} ({_one_line(write_error)}){self._provisional_note(path)}"
+                f"lost the {what}: could not store it in {target} ({one_line(ex)}) nor write"
+                f" it to {path} ({one_line(write_error)}){self._provisional_note(path)}"
             )
-            return _not_stored(f"the {what} was lost ({_one_line(ex)})")
+            return _not_stored(f"the {what} was lost ({one_line(ex)})")
         if write_error is not None:
             _warn(
-                f"could not write the {what} to {path} ({_one_line(write_error)}); stored it"
+                f"could not write the {what} to {path} ({one_line(write_error)}); stored it"
                 f" in {self._describe_target()} directly"
             )
         return location
@@ -296,7 +297,7 @@ class TraceStore:
             try:
                 rows.append(json.loads(file.read_text(encoding="utf-8")))
             except (OSError, ValueError) as ex:  # kept: it is no upload's to remove
-                _warn(f"skipping unreadable trace fallback file {file}: {_one_line(ex)}")
+                _warn(f"skipping unreadable trace fallback file {file}: {one_line(ex)}")
             else:
                 files.append(file)
         if row is not None:
@@ -320,7 +321,7 @@ class TraceStore:
             except OSError as ex:
                 _warn(
                     f"stored the trace rows of {file} but could not remove the file"
-                    f" ({_one_line(ex)}); the next store uploads them again, which merges"
+                    f" ({one_line(ex)}); the next store uploads them again, which merges"
                     " into the same rows"
                 )
         where = str(info.destination_displayable_credentials or "")
@@ -366,11 +367,6 @@ class TraceStore:
 
 def _attempt_of(row: dict[str, Any]) -> str:
     return f"trace of run {row.get('run_id')} attempt {row.get('attempt')}"
-
-
-def _one_line(ex: BaseException) -> str:
-    lines = str(ex).strip().splitlines()
-    return f"{type(ex).__name__}: {lines[0]}" if lines else type(ex).__name__
 
 
 def _not_stored(why: str) -> str:

@@ -230,7 +230,6 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         if self.destination_credentials is not None:
             run_kwargs.setdefault("credentials", self.destination_credentials)
         runner = Runner(unit.pipeline, self.run_config())
-        _scrub_dlt_log()
         try:
             runner.run(unit.data_factory(keys), run_key=_run_key(context, keys), **run_kwargs)
         except RunCancelled as ex:
@@ -330,17 +329,6 @@ def _log(context: Any, report: Optional[RunReport]) -> Optional[RunReport]:
         for line in report.summary_lines():
             log(line)
     return report
-
-
-def _scrub_dlt_log() -> None:
-    """dlt logs a failed job's exception to stderr itself; its message may hold a token."""
-    from dlt.common import logger as dlt_logger
-
-    from dlt_runner.log import ScrubFilter
-
-    target = dlt_logger.LOGGER
-    if target is not None and not any(isinstance(f, ScrubFilter) for f in target.filters):
-        target.addFilter(ScrubFilter())
 
 
 def _learn_store_secrets(value: Any) -> None:

@@ -17,7 +17,7 @@ from dagster import AssetKey, AssetSpec
 from dlt_runner.dagster_integration.translator import DltResourceTranslatorData
 from dlt_runner.decompose import source_template
 from dlt_runner.scrub import install_tracker
-from dlt_runner.source import resolve
+from dlt_runner.source import is_factory, resolve
 from dlt_runner.tables import table_of
 from dlt_runner.validate import RunConfigError
 
@@ -87,7 +87,7 @@ class SourceUnit:
 def template_of(source: Any, field: str = "dlt_source") -> Any:
     """The source's shape (one call of a factory), checked like every later call."""
     install_tracker()  # a secret dlt resolves for the factory is known before it can raise
-    if not _is_factory(source):
+    if not is_factory(source):
         return _source_of(source, field)
     return _source_of(source_template(checked_factory(source, field), field), field)
 
@@ -95,7 +95,7 @@ def template_of(source: Any, field: str = "dlt_source") -> Any:
 def checked_factory(source: Any, field: str = "dlt_source") -> Any:
     """A factory whose every result is checked: None, an empty source or anything but a dlt
     source is a `RunConfigError` (never retried), not an empty load or an AttributeError."""
-    if not _is_factory(source):
+    if not is_factory(source):
         return source
 
     @functools.wraps(source)
@@ -115,12 +115,6 @@ def _source_of(data: Any, field: str) -> Any:
             "return it from a @dlt.source function: each asset is one resource of a source",
         )
     return data
-
-
-def _is_factory(source: Any) -> bool:
-    from dlt.extract import DltResource, DltSource
-
-    return callable(source) and not isinstance(source, (DltSource, DltResource))
 
 
 def check_pipeline(pipeline: Any) -> None:

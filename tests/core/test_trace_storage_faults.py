@@ -171,11 +171,7 @@ def test_a_fallback_file_that_cannot_be_removed_after_the_upload_is_not_a_failed
                             dataset_name="shop", pipelines_dir=pipelines_dir)
     folder = Path(pipeline.working_dir) / "traces"
     sink = _FallbackFileTurnsIntoAFolder(folder)
-    trace_pipeline = dlt.pipeline(
-        "leftover_traces", destination=dlt.destination(sink, name="trace_sink"),
-        pipelines_dir=pipelines_dir,
-    )
-    r = runner(pipeline, store_trace_info=trace_pipeline)
+    r = runner(pipeline, store_trace_info=_sink_pipeline("leftover_traces", sink, pipelines_dir))
     with caplog.at_level(logging.WARNING, logger="dlt_runner"):
         r.run([{"id": 1}], table_name="orders")
     report = r.report
@@ -189,6 +185,12 @@ def test_a_fallback_file_that_cannot_be_removed_after_the_upload_is_not_a_failed
     assert any(leftover.name in rec.getMessage() and "could not remove" in rec.getMessage()
                for rec in caplog.records), [rec.getMessage() for rec in caplog.records]
     assert query(db, "SELECT count(*) FROM shop.orders") == [(1,)]
+
+
+def _sink_pipeline(name: str, sink: Any, pipelines_dir: str) -> Any:
+    """A trace pipeline into `sink`, a callable sink a test controls."""
+    return dlt.pipeline(name, destination=dlt.destination(sink, name="trace_sink"),
+                        pipelines_dir=pipelines_dir)
 
 
 class _TraceSink:
@@ -214,11 +216,7 @@ def test_a_row_without_a_file_waits_in_the_trace_package_a_failed_load_left(
     _make_file(folder)
     sink = _TraceSink()
     sink.down = True
-    trace_pipeline = dlt.pipeline(
-        "waiting_traces", destination=dlt.destination(sink, name="trace_sink"),
-        pipelines_dir=pipelines_dir,
-    )
-    r = runner(pipeline, store_trace_info=trace_pipeline)
+    r = runner(pipeline, store_trace_info=_sink_pipeline("waiting_traces", sink, pipelines_dir))
     with caplog.at_level(logging.WARNING, logger="dlt_runner"):
         r.run([{"id": 1}], table_name="orders")
     first = r.report
