@@ -211,8 +211,10 @@ def test_units_run_in_parallel_from_empty_load_every_row_once_and_keep_their_own
         assert sorted(cursors) == sorted(r for r in group if r != "store_items")
         assert all(c["incremental"]["id"]["last_value"] == 59 for c in cursors.values())
     # traces: one table per unit in the shared traces dataset
+    from dlt_runner.traces import trace_table_name
+
     traces = count_in(dataset)(
-        f"SELECT count(*) FROM {dataset}_traces.market__orders_trace")
+        f"SELECT count(*) FROM {dataset}_traces.{trace_table_name('market__orders')}")
     assert traces == [(2,)]
 
 

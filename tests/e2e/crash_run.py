@@ -185,7 +185,10 @@ def trace_problems(args: dict[str, Any], pipeline: Any) -> list[str]:
     if finalized != pending:
         problems.append(f"the resume finalized {finalized}, pending were {pending}")
     known = {*args["known_run_ids"], report.get("run_id")}
-    traced = query(args, f"SELECT run_id, attempt, status FROM {dataset}_traces.{name}_trace")
+    from dlt_runner.traces import trace_table_name
+
+    traced = query(args, "SELECT run_id, attempt, status FROM"
+                   f" {dataset}_traces.{trace_table_name(name)}")
     killed_rows = sorted((a, s) for r, a, s in traced if r not in known)
     attempts = [a for a, _ in killed_rows]
     if args["expect_trace"] and (not attempts or attempts != list(range(1, len(attempts) + 1))):
