@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # before dlt reads its config
 # with Airflow installed, dlt reads Airflow Variables on every config lookup: ~5 s per pipeline
@@ -16,6 +17,19 @@ import pytest
 
 from tests.postgres import PostgresServer, start_postgres
 from tests.s3 import S3Server, start_s3
+
+_SIGNAL_HANDLERS = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
+@pytest.fixture(autouse=True)
+def original_signal_handlers() -> Iterator[None]:
+    """Every test ends with the handlers the session started with. Airflow's task runner leaves
+    its SIGTERM handler installed (also from a module-scoped fixture's `dag.test()`, before any
+    per-test save), and a later test's "second signal goes to the previous handler" would reach
+    an old task's `on_kill` instead of the default."""
+    yield
+    for sig, handler in _SIGNAL_HANDLERS.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(autouse=True)

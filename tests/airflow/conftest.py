@@ -59,17 +59,6 @@ def duckdb_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return db
 
 
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Iterator[None]:
-    """dag.test() leaves Airflow's SIGTERM handler installed: put the previous ones back."""
-    import signal
-
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
 def one_task_dag(dag_id: str, **operator_kwargs: Any) -> Any:
     """A DAG with one `DltRunOperator`, task id `load` (`dag_kwargs` go to the DAG)."""
     from airflow.sdk import DAG

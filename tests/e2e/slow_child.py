@@ -3,12 +3,16 @@
     python -m tests.e2e.slow_child WORKDIR [resume]
 `resume` only finalizes what is pending (the source is not incremental).
 Exit codes: 0 success, 3 cancelled (drained); the RunReport goes to WORKDIR/report.json.
+WORKDIR/signalled appears once the first signal was handled: a test sends its second one only
+then (two signals that arrive before the main thread runs the handler are handled as one).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
@@ -16,6 +20,7 @@ os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")  # see tests
 os.environ["LOAD__WORKERS"] = "3"
 
 import dlt
+from dlt.common.runtime import signals
 
 from dlt_runner import RunCancelled, runner
 from tests.core.faults import slow_duckdb, slow_source
@@ -23,8 +28,15 @@ from tests.core.faults import slow_duckdb, slow_source
 TABLES, ROWS, JOB_SECONDS = 8, 10, 2.0
 
 
+def _mark_when_signalled(marker: Path) -> None:
+    while not signals.was_signal_received():
+        time.sleep(0.01)
+    marker.touch()
+
+
 def main() -> int:
     work = Path(sys.argv[1])
+    threading.Thread(target=_mark_when_signalled, args=(work / "signalled",), daemon=True).start()
     pipeline = dlt.pipeline(
         "drain",
         destination=slow_duckdb(work / "warehouse.duckdb", JOB_SECONDS, work / "jobs.log"),

@@ -33,6 +33,13 @@ def _wait_for_starts(log: Path, count: int, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
+def _wait_for(marker: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert time.monotonic() < deadline, f"{marker.name} never appeared"
+        time.sleep(0.01)
+
+
 def test_sigterm_drains_in_flight_jobs_and_the_next_run_loads_the_rest(tmp_path: Path) -> None:
     child = _start(tmp_path)
     try:
@@ -80,7 +87,7 @@ def test_a_second_sigterm_stops_hard_without_waiting_for_the_jobs(tmp_path: Path
     try:
         _wait_for_starts(tmp_path / "jobs.log", 3)
         child.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
+        _wait_for(tmp_path / "signalled")
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=30) == -signal.SIGTERM
     finally:
