@@ -13,24 +13,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dlt_runner.callbacks import RunnerCallbacks
-    from dlt_runner.config import RunConfig
+    from dlt_runner.config import RetryPolicy, RunConfig
     from dlt_runner.engine import Runner, runner
-    from dlt_runner.errors import RunCancelled, TerminalPackageError
-    from dlt_runner.lock import PipelineBusy
+    from dlt_runner.errors import (
+        PipelineBusy,
+        RunCancelled,
+        RunConfigError,
+        RunnerError,
+        TerminalPackageError,
+    )
     from dlt_runner.report import RunReport
-    from dlt_runner.retry import RetryPolicy
-    from dlt_runner.validate import RunConfigError, RunnerError
 
 _EXPORTS = {
-    "PipelineBusy": "dlt_runner.lock",
-    "RetryPolicy": "dlt_runner.retry",
+    "PipelineBusy": "dlt_runner.errors",
+    "RetryPolicy": "dlt_runner.config",
     "RunCancelled": "dlt_runner.errors",
     "RunConfig": "dlt_runner.config",
-    "RunConfigError": "dlt_runner.validate",
+    "RunConfigError": "dlt_runner.errors",
     "RunReport": "dlt_runner.report",
     "Runner": "dlt_runner.engine",
     "RunnerCallbacks": "dlt_runner.callbacks",
-    "RunnerError": "dlt_runner.validate",
+    "RunnerError": "dlt_runner.errors",
     "TerminalPackageError": "dlt_runner.errors",
     "runner": "dlt_runner.engine",
 }

@@ -77,7 +77,7 @@ class CallbackDispatcher:
 
 def check(value: Any, field: str = "callbacks") -> tuple[RunnerCallbacks, ...]:
     """Callbacks as `RunConfig` keeps them; importable without dlt, so a DAG parse can check."""
-    from dlt_runner.validate import RunConfigError
+    from dlt_runner.errors import RunConfigError
 
     if isinstance(value, RunnerCallbacks):
         return (value,)

@@ -14,15 +14,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Optional, Union
+from typing import Optional
 
 from dlt.common.exceptions import SignalReceivedException
 from dlt.common.runtime import signals
 
+from dlt_runner.config import TDeadline
 from dlt_runner.log import logger
 from dlt_runner.retry import iter_exception_chain
 
-TDeadline = Union[None, float, int, datetime]
+__all__ = ["Cancellation", "TDeadline", "hard_stop_of", "is_drain", "seconds_until"]
 
 
 class Cancellation:

@@ -28,9 +28,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Optional
 
+from dlt_runner.errors import RunConfigError
 from dlt_runner.project import DEFAULT_CONFIG, PipelineSpec, Project, load_project
 from dlt_runner.scrub import SECRETS
-from dlt_runner.validate import RunConfigError
 
 
 class ExitCode(IntEnum):

@@ -1,30 +1,110 @@
-"""`RunConfig`: every knob of one runner, validated when it is built (before anything runs)."""
+"""`RunConfig`: every knob of one runner, validated when it is built (before anything runs).
+
+The one list of the runner's settings. It imports no dlt (tenacity only when a policy is
+built), so adapters take a `RunConfig` or its mapping at DAG parse or definition time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
-
-import tenacity
 
 from dlt_runner import validate
 from dlt_runner.callbacks import RunnerCallbacks
 from dlt_runner.callbacks import check as check_callbacks
-from dlt_runner.cancel import TDeadline
-from dlt_runner.retry import RetryPolicy, TRetryPolicyArg, to_retrying
-from dlt_runner.validate import RunConfigError
+from dlt_runner.errors import RunConfigError
+from dlt_runner.validate import POLICY_EXAMPLES, POLICY_FIELDS, policy_dict
 
 if TYPE_CHECKING:
+    import tenacity
     from dlt import Pipeline
 
+__all__ = [
+    "RUN_CONFIG_FIELDS",
+    "RetryPolicy",
+    "RunConfig",
+    "TDeadline",
+    "TOnStalePackage",
+    "TOnTerminalPackage",
+    "TRetryPolicyArg",
+    "to_retrying",
+]
+
+TDeadline = Union[None, float, int, datetime]
 TOnTerminalPackage = Literal["fail", "abort"]
 TOnStalePackage = Literal["abort", "fail"]
-RUN_CONFIG_FIELDS = frozenset({"retry_policy", "retry_pipeline_steps", "store_trace_info",
-                               "run_from_clean_folder", "on_terminal_package", "lock_timeout",
-                               "drain_deadline", "on_stale_package", "state_store"})
-"""The `run_config` fields a YAML/JSON mapping may hold (callables and pipelines cannot)."""
+
+
+TPolicyType = Literal["none", "fixed", "backoff"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A YAML/JSON friendly retry policy; `to_retrying()` turns it into tenacity."""
+
+    type: TPolicyType = "none"
+    max_attempts: int = 1
+    wait: float = 0.0
+    multiplier: float = 1.0
+    min: float = 0.0
+    max: float = 60.0
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], field: str = "retry_policy") -> "RetryPolicy":
+        return cls(**policy_dict(spec, field))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in POLICY_FIELDS[self.type]}
+
+    def to_retrying(self) -> "tenacity.Retrying":
+        import tenacity
+
+        wait: Any
+        if self.type == "backoff":
+            wait = tenacity.wait_exponential(
+                multiplier=self.multiplier, min=self.min, max=self.max
+            )
+        else:
+            wait = tenacity.wait_fixed(self.wait)
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts), wait=wait, reraise=True
+        )
+
+
+TRetryPolicyArg = Union[None, "tenacity.Retrying", Mapping[str, Any], RetryPolicy]
+
+
+def check_policy(policy: Any, field: str = "retry_policy") -> TRetryPolicyArg:
+    """The policy if it is one of the accepted forms, without importing tenacity: a
+    `tenacity.Retrying` exists only once tenacity was imported."""
+    if policy is None or isinstance(policy, RetryPolicy):
+        return policy  # type: ignore[no-any-return]
+    if isinstance(policy, Mapping):
+        policy_dict(policy, field)
+        return policy
+    retrying = getattr(sys.modules.get("tenacity"), "Retrying", None)
+    if retrying is not None and isinstance(policy, retrying):
+        return policy  # type: ignore[no-any-return]
+    raise RunConfigError(
+        field,
+        f"unsupported type {type(policy).__name__}",
+        f"pass None, a tenacity.Retrying, a RetryPolicy or a dict such as {POLICY_EXAMPLES}",
+    )
+
+
+def to_retrying(policy: TRetryPolicyArg, field: str = "retry_policy") -> "tenacity.Retrying":
+    """Normalizes every accepted policy form into a tenacity `Retrying`."""
+    policy = check_policy(policy, field)
+    if policy is None:
+        return RetryPolicy().to_retrying()
+    if isinstance(policy, RetryPolicy):
+        return policy.to_retrying()
+    if isinstance(policy, Mapping):
+        return RetryPolicy.from_dict(policy, field).to_retrying()
+    return policy
 
 
 @dataclass
@@ -56,7 +136,7 @@ class RunConfig:
     and a lease there keeps one run of the pipeline at a time. None: each worker alone."""
 
     def __post_init__(self) -> None:
-        self.retrying: tenacity.Retrying = to_retrying(self.retry_policy)
+        check_policy(self.retry_policy)
         self.retry_pipeline_steps = validate.steps(self.retry_pipeline_steps)
         validate.on_terminal_package(self.on_terminal_package)
         validate.on_stale_package(self.on_stale_package)
@@ -74,17 +154,44 @@ class RunConfig:
         validate.drain_deadline(self.drain_deadline)
         self.callbacks = check_callbacks(self.callbacks)
 
+    @property
+    def retrying(self) -> "tenacity.Retrying":
+        """The policy as tenacity runs it (imports tenacity)."""
+        return to_retrying(self.retry_policy)
+
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> "RunConfig":
-        """Builds a config from a YAML/JSON `run_config` mapping (no callables, no pipelines)."""
-        unknown = sorted(set(spec) - RUN_CONFIG_FIELDS)
+    def names(cls) -> tuple[str, ...]:
+        """Every setting's name: what adapters take as keyword arguments or config fields."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def build(
+        cls, settings: Mapping[str, Any], where: str = "", allowed: Optional[Iterable[str]] = None
+    ) -> "RunConfig":
+        """A config from keyword settings; an unknown name is refused naming the known ones
+        (`where` prefixes field names in errors, e.g. "run_config.")."""
+        cls.refuse_unknown(settings, where, allowed)
+        try:
+            return cls(**dict(settings))
+        except RunConfigError as ex:
+            if not where or ex.field.startswith(where):
+                raise
+            raise RunConfigError(f"{where}{ex.field}", ex.problem, ex.fix) from None
+
+    @classmethod
+    def refuse_unknown(
+        cls, settings: Mapping[str, Any], where: str = "", allowed: Optional[Iterable[str]] = None
+    ) -> None:
+        known = sorted(cls.names() if allowed is None else allowed)
+        unknown = sorted(set(settings) - set(known))
         if unknown:
-            raise RunConfigError(
-                f"run_config.{unknown[0]}",
-                "unknown field",
-                f"use fields from {sorted(RUN_CONFIG_FIELDS)}",
-            )
-        return cls(**dict(spec))
+            raise RunConfigError(f"{where}{unknown[0]}", "unknown field",
+                                 f"use fields from {known}")
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], where: str = "run_config.") -> "RunConfig":
+        """Builds a config from a YAML/JSON `run_config` mapping (no callables, no pipelines)."""
+        return cls.build(spec, where, RUN_CONFIG_FIELDS)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-safe view for reports and callbacks."""
@@ -114,6 +221,10 @@ class RunConfig:
                 else self.drain_deadline
             ),
         }
+
+
+RUN_CONFIG_FIELDS = frozenset(RunConfig.names()) - {"callbacks"}
+"""The `run_config` fields a YAML/JSON mapping may hold (callables cannot)."""
 
 
 def _is_pipeline(obj: Any) -> bool:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from dlt_runner.errors import RunConfigError
 from dlt_runner.log import logger
-from dlt_runner.validate import RunConfigError
 
 UNIT_SEPARATOR = "__"
 

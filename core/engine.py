@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 import tenacity
 
 from dlt_runner import stale, validate
-from dlt_runner.callbacks import CallbackDispatcher, RunnerCallbacks
-from dlt_runner.cancel import Cancellation, TDeadline, hard_stop_of, is_drain
-from dlt_runner.config import RunConfig, TOnStalePackage, TOnTerminalPackage
+from dlt_runner.callbacks import CallbackDispatcher
+from dlt_runner.cancel import Cancellation, hard_stop_of, is_drain
+from dlt_runner.config import RunConfig
 from dlt_runner.errors import (
+    DataFactoryError,
     PendingPackageError,
     RunCancelled,
     RunConfigError,
@@ -47,7 +48,6 @@ from dlt_runner.packages import (
 )
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
 from dlt_runner.retry import (
-    TRetryPolicyArg,
     bind_retrying,
     failed_step,
     is_cancellation,
@@ -76,12 +76,6 @@ if TYPE_CHECKING:
 
 DESTINATION_KWARGS = ("destination", "staging", "dataset_name", "credentials")
 """`pipeline.run` arguments that every call needs (a finalize too); the rest describe data."""
-
-
-class DataFactoryError(RunnerError):
-    """The data factory passed to `run()` raised; counts as an extract failure for retries."""
-
-    runner_step = "extract"
 
 
 @dataclass
@@ -130,7 +124,7 @@ class Runner:
                 "pass either a RunConfig or its fields as keyword arguments, not both",
             )
         self.pipeline = pipeline
-        self.config = config if config is not None else RunConfig(**config_kwargs)
+        self.config = config if config is not None else RunConfig.build(config_kwargs)
         self.report: Optional[RunReport] = None
         self._cancellation = Cancellation()
         self._traces = (
@@ -643,35 +637,10 @@ def check_run_kwargs(
         )
 
 
-def runner(
-    pipeline: "Pipeline",
-    retry_policy: TRetryPolicyArg = None,
-    retry_pipeline_steps: Sequence[str] = ("load",),
-    store_trace_info: Union[bool, "Pipeline"] = False,
-    run_from_clean_folder: bool = False,
-    on_terminal_package: TOnTerminalPackage = "fail",
-    callbacks: Sequence[RunnerCallbacks] = (),
-    lock_timeout: float = 60.0,
-    drain_deadline: TDeadline = None,
-    on_stale_package: TOnStalePackage = "abort",
-    state_store: Optional[str] = None,
-) -> Runner:
-    """Builds a `Runner` (the same call shape as dlt+'s `runner`); call `.run(data)` on it."""
-    return Runner(
-        pipeline,
-        RunConfig(
-            retry_policy=retry_policy,
-            retry_pipeline_steps=retry_pipeline_steps,
-            store_trace_info=store_trace_info,
-            run_from_clean_folder=run_from_clean_folder,
-            on_terminal_package=on_terminal_package,
-            callbacks=callbacks,
-            lock_timeout=lock_timeout,
-            drain_deadline=drain_deadline,
-            on_stale_package=on_stale_package,
-            state_store=state_store,
-        ),
-    )
+def runner(pipeline: "Pipeline", config: Optional[RunConfig] = None, **settings: Any) -> Runner:
+    """Builds a `Runner` (the same call shape as dlt+'s `runner`): `settings` are `RunConfig`
+    fields (retry_policy, retry_pipeline_steps, store_trace_info, ...). Call `.run(data)`."""
+    return Runner(pipeline, config, **settings)
 
 
 def _log_summary(report: RunReport) -> None:

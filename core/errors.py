@@ -1,36 +1,94 @@
-"""Exceptions raised by the runner.
+"""Every exception the runner raises, in one place, importable without dlt.
 
-Adapters map these onto their orchestrator's notion of "retry" and "do not retry", so every
-class here says which side it is on: `TerminalException` subclasses must never be retried.
+Adapters map these onto their orchestrator's notion of "retry" and "do not retry" (through
+`outcome.outcome_of`), so every class here says which side it is on: `Terminal` subclasses are
+never retried. Once dlt is imported (`adopt_dlt_terminal`, called by the retry rules), they are
+also dlt's `TerminalException`s, so code that catches dlt's class keeps catching them.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
-
-from dlt.common.exceptions import TerminalException
-
-from dlt_runner.validate import RunConfigError, RunnerError
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 __all__ = [
     "CorruptCheckpoint",
+    "DataFactoryError",
     "PendingPackageError",
+    "PipelineBusy",
     "RunCancelled",
     "RunConfigError",
     "RunnerError",
     "StalePackageError",
     "StateStoreError",
+    "Terminal",
     "TerminalPackageError",
     "abort_command",
+    "adopt_dlt_terminal",
+    "one_line",
 ]
 
 if TYPE_CHECKING:
     from dlt_runner.report import RunReport
 
 
-class TerminalPackageError(RunnerError, TerminalException):
+class RunnerError(Exception):
+    """Base class of every error the runner raises itself."""
+
+    report: Optional[Any] = None
+
+
+class Terminal(RunnerError):
+    """A runner error that retrying cannot fix: never retried, by the runner or an adapter."""
+
+
+def adopt_dlt_terminal() -> None:
+    """Makes `Terminal` a subclass of dlt's `TerminalException` too (once dlt is loaded anyway):
+    this module stays importable at DAG parse, where importing dlt costs seconds."""
+    from dlt.common.exceptions import TerminalException
+
+    if TerminalException not in Terminal.__mro__:
+        Terminal.__bases__ = (RunnerError, TerminalException)
+
+
+class RunConfigError(RunnerError, ValueError):
+    """Bad runner configuration; names the field and the fix. Raised before anything runs.
+
+    Never retried: the retry predicate treats it as terminal.
+    """
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{field}: {problem}. Fix: {fix}")
+
+
+class DataFactoryError(RunnerError):
+    """The data factory passed to `run()` raised; counts as an extract failure for retries."""
+
+    runner_step = "extract"
+
+
+class PipelineBusy(RunnerError):
+    """Another process holds the pipeline's working folder. Retryable: it will be released."""
+
+    def __init__(
+        self, pipeline_name: str, lock_path: Union[Path, str], holder: Optional[str], waited: float
+    ):
+        self.pipeline_name = pipeline_name
+        self.lock_path = lock_path
+        self.holder = holder
+        super().__init__(
+            f"Pipeline {pipeline_name!r} is busy: {holder or 'another process'} holds"
+            f" {lock_path} (waited {waited:.0f} s). Two runs of one pipeline on one machine would"
+            " corrupt its working folder; wait for the other run, or raise lock_timeout."
+        )
+
+
+class TerminalPackageError(Terminal):
     """A load package failed with an error that retrying cannot fix.
 
     The package stays pending in the pipeline's working folder; the message says how to abort it.
@@ -61,7 +119,7 @@ class TerminalPackageError(RunnerError, TerminalException):
         )
 
 
-class PendingPackageError(RunnerError, TerminalException):
+class PendingPackageError(Terminal):
     """Pending load packages that the runner could not load and will not report as loaded.
 
     Nothing is dropped: the packages stay pending until the cause is fixed or they are aborted.
@@ -85,7 +143,7 @@ class PendingPackageError(RunnerError, TerminalException):
         )
 
 
-class StalePackageError(RunnerError, TerminalException):
+class StalePackageError(Terminal):
     """A pending package the destination has moved past (`on_stale_package="fail"`).
 
     Another try already extracted and loaded this data; loading the package would duplicate
@@ -103,7 +161,7 @@ class StalePackageError(RunnerError, TerminalException):
         )
 
 
-class RunCancelled(RunnerError, TerminalException):
+class RunCancelled(Terminal):
     """The run was cancelled (signal, `Runner.cancel`, drain deadline) and drained.
 
     Pending data stays in the working folder; the next run finalizes it first. Never retried
@@ -144,7 +202,7 @@ class StateStoreError(RunnerError):
         )
 
 
-class CorruptCheckpoint(RunnerError, TerminalException):
+class CorruptCheckpoint(Terminal):
     """A checkpoint that fails its checks is never restored; the local folder is untouched."""
 
     def __init__(self, url: str, checkpoint_id: str, problem: str) -> None:

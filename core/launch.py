@@ -12,9 +12,10 @@ from typing import Any
 
 from dlt_runner import source, validate
 from dlt_runner.config import RUN_CONFIG_FIELDS, RunConfig
+from dlt_runner.errors import RunConfigError
 from dlt_runner.notify import notifier_from_dict
 from dlt_runner.project import PipelineSpec
-from dlt_runner.validate import RunConfigError, load_object
+from dlt_runner.validate import load_object
 
 
 def check_spec(spec: PipelineSpec) -> list[str]:
@@ -100,18 +101,12 @@ def _check_destination(spec: PipelineSpec) -> None:
 
 
 def _check_run_config_fields(spec: PipelineSpec) -> None:
-    unknown = sorted(set(spec.run_config) - RUN_CONFIG_FIELDS)
-    if unknown:
-        raise RunConfigError(f"run_config.{unknown[0]}", "unknown field",
-                             f"use fields from {sorted(RUN_CONFIG_FIELDS)}")
+    RunConfig.refuse_unknown(spec.run_config, "run_config.", RUN_CONFIG_FIELDS)
 
 
 def _check_run_config(spec: PipelineSpec) -> None:
-    try:
-        RunConfig.from_dict({k: v for k, v in spec.run_config.items() if k in RUN_CONFIG_FIELDS})
-    except RunConfigError as ex:
-        raise RunConfigError(f"run_config.{ex.field.removeprefix('run_config.')}", ex.problem,
-                             ex.fix) from ex
+    """The known fields' values (an unknown field is a problem of its own)."""
+    RunConfig.from_dict({k: v for k, v in spec.run_config.items() if k in RUN_CONFIG_FIELDS})
 
 
 def _check_notifications(spec: PipelineSpec) -> None:

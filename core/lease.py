@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Optional
 
-from dlt_runner.lock import PipelineBusy
+from dlt_runner.errors import PipelineBusy
 from dlt_runner.log import logger
 
 LEASE_TTL = float(os.environ.get("DLT_RUNNER_LEASE_TTL", "60"))

@@ -9,28 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
-from dlt_runner.errors import RunnerError
+from dlt_runner.errors import PipelineBusy
 from dlt_runner.log import logger
 
+__all__ = ["FileLock", "PipelineBusy", "lock_path", "pipeline_lock"]
+
 POLL_SECONDS = 0.2
-
-
-class PipelineBusy(RunnerError):
-    """Another process holds the pipeline's working folder. Retryable: it will be released."""
-
-    def __init__(
-        self, pipeline_name: str, lock_path: Union[Path, str], holder: Optional[str], waited: float
-    ):
-        self.pipeline_name = pipeline_name
-        self.lock_path = lock_path
-        self.holder = holder
-        super().__init__(
-            f"Pipeline {pipeline_name!r} is busy: {holder or 'another process'} holds"
-            f" {lock_path} (waited {waited:.0f} s). Two runs of one pipeline on one machine would"
-            " corrupt its working folder; wait for the other run, or raise lock_timeout."
-        )
 
 
 class FileLock:

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from dlt_runner.callbacks import RunnerCallbacks
+from dlt_runner.errors import RunConfigError
 from dlt_runner.log import logger
 from dlt_runner.scrub import SECRETS
-from dlt_runner.validate import RunConfigError
 
 EVENTS = ("failure", "cancelled", "schema_change", "success")
 DEFAULT_EVENTS = ("failure", "cancelled", "schema_change")

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from dlt_runner.decompose import check_pipeline_name
+from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import SECRETS
-from dlt_runner.validate import RunConfigError
 
 DEFAULT_CONFIG = "dlt-runner.yml"
 PIPELINE_FIELDS = {"source", "source_args", "destination", "credentials", "dataset_name",

@@ -1,4 +1,5 @@
-"""Retry decisions: the policy (how often, how long to wait) and the predicate (whether at all).
+"""Retry decisions: whether a failure may be retried (the policy, how often and how long to
+wait, is a setting: `config.RetryPolicy`).
 
 One place decides whether an attempt may be retried, for the core and for every adapter:
 only `Exception`s, only failures in the configured pipeline steps, and never when any link of
@@ -7,78 +8,23 @@ the cause chain is terminal. dlt's own `retry_load` retries interrupts and looks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Optional, Union
+from collections.abc import Callable, Collection, Iterator
+from typing import Optional
 
 import tenacity
 from dlt.common.exceptions import TerminalException
 from dlt.common.runtime import signals
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dlt_runner.validate import (
-    PIPELINE_STEPS,
-    POLICY_EXAMPLES,
-    POLICY_FIELDS,
-    RunConfigError,
-    policy_dict,
-)
+from dlt_runner.config import RetryPolicy, TRetryPolicyArg, to_retrying
+from dlt_runner.errors import RunConfigError, Terminal, adopt_dlt_terminal
+from dlt_runner.validate import PIPELINE_STEPS
 
-__all__ = ["PIPELINE_STEPS", "RetryPolicy", "is_retryable", "to_retrying"]
+adopt_dlt_terminal()
 
-TPolicyType = Literal["none", "fixed", "backoff"]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """A YAML/JSON friendly retry policy; `to_retrying()` turns it into tenacity."""
-
-    type: TPolicyType = "none"
-    max_attempts: int = 1
-    wait: float = 0.0
-    multiplier: float = 1.0
-    min: float = 0.0
-    max: float = 60.0
-
-    @classmethod
-    def from_dict(cls, spec: Mapping[str, Any], field: str = "retry_policy") -> "RetryPolicy":
-        return cls(**policy_dict(spec, field))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in POLICY_FIELDS[self.type]}
-
-    def to_retrying(self) -> tenacity.Retrying:
-        wait: Any
-        if self.type == "backoff":
-            wait = tenacity.wait_exponential(
-                multiplier=self.multiplier, min=self.min, max=self.max
-            )
-        else:
-            wait = tenacity.wait_fixed(self.wait)
-        return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts), wait=wait, reraise=True
-        )
-
-
-TRetryPolicyArg = Union[None, tenacity.Retrying, Mapping[str, Any], RetryPolicy]
-
-
-def to_retrying(policy: TRetryPolicyArg, field: str = "retry_policy") -> tenacity.Retrying:
-    """Normalizes every accepted policy form into a tenacity `Retrying`."""
-    if policy is None:
-        return RetryPolicy().to_retrying()
-    if isinstance(policy, tenacity.Retrying):
-        return policy
-    if isinstance(policy, RetryPolicy):
-        return policy.to_retrying()
-    if isinstance(policy, Mapping):
-        return RetryPolicy.from_dict(policy, field).to_retrying()
-    raise RunConfigError(
-        field,
-        f"unsupported type {type(policy).__name__}",
-        f"pass None, a tenacity.Retrying, a RetryPolicy or a dict such as {POLICY_EXAMPLES}",
-    )
-
+__all__ = [
+    "PIPELINE_STEPS", "RetryPolicy", "TRetryPolicyArg", "is_retryable", "to_retrying",
+]  # the policy half lives in config.py
 
 def iter_exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """Every exception reachable through `.exception`, `__cause__` and `__context__`, once."""
@@ -147,7 +93,7 @@ def is_config_error(exc: BaseException) -> bool:
 def is_terminal(exc: BaseException) -> bool:
     """True when any link of the cause chain says retrying cannot help."""
     return is_config_error(exc) or any(
-        isinstance(e, TerminalException) or not isinstance(e, Exception)
+        isinstance(e, (Terminal, TerminalException)) or not isinstance(e, Exception)
         for e in iter_exception_chain(exc)
     )
 

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
+from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import learn_from_credentials
-from dlt_runner.validate import RunConfigError, load_object
+from dlt_runner.validate import load_object
 
 _FIX = ("point it at a @dlt.source or @dlt.resource function, or at a function of your own"
         " that returns one")

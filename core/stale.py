@@ -23,9 +23,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from dlt_runner.errors import RunConfigError
 from dlt_runner.log import logger
 from dlt_runner.packages import pending_load_ids
-from dlt_runner.validate import RunConfigError
 
 
 @dataclass

@@ -33,11 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from dlt_runner.errors import CorruptCheckpoint, RunnerError, StateStoreError
+from dlt_runner.errors import CorruptCheckpoint, RunConfigError, RunnerError, StateStoreError
 from dlt_runner.lease import Lease
 from dlt_runner.log import logger
 from dlt_runner.packages import STORAGE_FOLDERS
-from dlt_runner.validate import RunConfigError
 from dlt_runner.workdir import CHECKPOINT_FILE, RUNNER_FILES, TRACES_FOLDER, runner_path
 
 MANIFEST = "checkpoint.json"

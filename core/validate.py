@@ -13,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Optional
 
+from dlt_runner.errors import RunConfigError, RunnerError
+
+__all__ = ["RunConfigError", "RunnerError"]  # their old home: imports of them from here still work
+
 PIPELINE_STEPS = ("sync", "extract", "normalize", "load")
 ON_TERMINAL_PACKAGE = ("fail", "abort")
 ON_STALE_PACKAGE = ("abort", "fail")
@@ -28,25 +32,6 @@ POLICY_EXAMPLES = (
 MAX_WAIT = 86_400.0
 """Seconds; a retry wait of more than a day is a schedule, and 1e300 overflows tenacity."""
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-
-class RunnerError(Exception):
-    """Base class of every error the runner raises itself."""
-
-    report: Optional[Any] = None
-
-
-class RunConfigError(RunnerError, ValueError):
-    """Bad runner configuration; names the field and the fix. Raised before anything runs.
-
-    Never retried: the retry predicate treats it as terminal.
-    """
-
-    def __init__(self, field: str, problem: str, fix: str) -> None:
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{field}: {problem}. Fix: {fix}")
 
 
 def policy_dict(spec: Any, field: str = "retry_policy") -> dict[str, Any]:
