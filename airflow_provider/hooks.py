@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from airflow.sdk import BaseHook
 
-from dlt_runner.validate import RunConfigError
+from dlt_runner.errors import RunConfigError
 
 SQL_DRIVERS = {
     "postgres": "postgresql",

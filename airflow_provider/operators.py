@@ -9,11 +9,14 @@ no exception Airflow logs carries an unscrubbed message.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -26,13 +29,17 @@ from airflow.sdk.exceptions import (
 )
 
 from dlt_runner import decompose, validate
-from dlt_runner.callbacks import check as check_callbacks
+from dlt_runner.config import RunConfig, check_policy
+from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import SECRETS
 
 if TYPE_CHECKING:
     from dlt_runner.engine import Runner
 
 TSource = Union[str, Callable[..., Any]]
+SETTINGS = tuple(n for n in RunConfig.names() if n not in ("retry_policy", "drain_deadline"))
+"""`RunConfig` fields the operator takes as keywords: `retry_policy` is Airflow's own
+(`dlt_retry_policy` is the core's), the drain deadline follows `execution_timeout`."""
 
 
 class DltRunOperator(BaseOperator):
@@ -51,12 +58,13 @@ class DltRunOperator(BaseOperator):
     :param run_kwargs: extra `pipeline.run` arguments (templated), e.g. write_disposition.
     :param dlt_retry_policy: the core's `retry_policy` (attempts inside one try). Named apart
         from Airflow 3.3's own `retry_policy` of BaseOperator, which still works as usual.
+    :param run_config: a `dlt_runner.RunConfig`, or a mapping of its fields, shared by tasks.
     :param retry_pipeline_steps, store_trace_info, run_from_clean_folder,
-        on_terminal_package, on_stale_package, callbacks, lock_timeout: the core's `RunConfig`
-        fields.
-    :param state_store: an fsspec URL every worker reaches (`s3://bucket/prefix`,
-        `file:///shared/...`): with the CeleryExecutor or KubernetesExecutor a retry on any
-        worker continues where the last try stopped (see the core's `RunConfig.state_store`).
+        on_terminal_package, on_stale_package, state_store, callbacks, lock_timeout: any other
+        field of the core's `RunConfig`, as a keyword (it overrides `run_config`). With
+        `state_store` (an fsspec URL every worker reaches) a retry on any Celery or Kubernetes
+        worker continues where the last try stopped. `drain_deadline` comes from
+        `execution_timeout` and `drain_margin`.
     :param drain_margin: with `execution_timeout`, the run starts draining this long before
         the timeout, so the drain (and the trace) finish before Airflow kills the task.
     :param push_load_info: also push the scrubbed dlt load info as XCom `load_info`.
@@ -83,44 +91,31 @@ class DltRunOperator(BaseOperator):
         pipelines_dir: Optional[str] = None,
         run_kwargs: Optional[Mapping[str, Any]] = None,
         dlt_retry_policy: Any = None,
-        retry_pipeline_steps: Sequence[str] = ("load",),
-        store_trace_info: bool = False,
-        run_from_clean_folder: bool = False,
-        on_terminal_package: str = "fail",
-        on_stale_package: str = "abort",
-        state_store: Optional[str] = None,
-        callbacks: Sequence[Any] = (),
-        lock_timeout: float = 60.0,
+        run_config: Union[RunConfig, Mapping[str, Any], None] = None,
         drain_margin: timedelta = timedelta(seconds=60),
         push_load_info: bool = False,
         unit_resources: Optional[Sequence[str]] = None,
         **kwargs: Any,
     ) -> None:
+        settings = {name: kwargs.pop(name) for name in SETTINGS if name in kwargs}
+        _refuse_near_misses(kwargs)
         super().__init__(**kwargs)
         # fail at DAG parse time, naming the field and the fix
         if not callable(source):
             validate.import_path(source, "source")
-        self.dlt_retry_policy = _retry_policy(dlt_retry_policy)
-        self.callbacks = check_callbacks(callbacks)
+        self.run_config = _run_config(run_config, dlt_retry_policy, settings)
         self.destination = _destination(destination)
         self.source_kwargs = source_arguments(source_kwargs)
         self.run_kwargs = _run_kwargs(run_kwargs)
         self.dataset_name = validate.dataset_name(dataset_name)
         self.pipelines_dir = validate.pipelines_dir(pipelines_dir)
-        self.retry_pipeline_steps = validate.steps(retry_pipeline_steps)
-        self.on_terminal_package = validate.on_terminal_package(on_terminal_package)
-        self.on_stale_package = validate.on_stale_package(on_stale_package)
-        self.state_store = validate.state_store(state_store)
-        self.store_trace_info = validate.flag(store_trace_info, "store_trace_info")
-        self.run_from_clean_folder = validate.flag(run_from_clean_folder, "run_from_clean_folder")
-        self.lock_timeout = validate.lock_timeout(lock_timeout)
         if not isinstance(drain_margin, timedelta) or drain_margin.total_seconds() < 0:
-            raise validate.RunConfigError(
+            raise RunConfigError(
                 "drain_margin", f"expected a non-negative timedelta, got {drain_margin!r}",
                 "pass e.g. timedelta(seconds=60)",
             )
         if self.execution_timeout is not None and drain_margin >= self.execution_timeout:
-            raise validate.RunConfigError(
+            raise RunConfigError(
                 "drain_margin",
                 f"{drain_margin} is not shorter than execution_timeout {self.execution_timeout}",
                 "make drain_margin a fraction of execution_timeout (the drain starts that long"
@@ -159,25 +154,14 @@ class DltRunOperator(BaseOperator):
 
     def _run(self, context: Any) -> Any:
         """Checks what was rendered, builds the pipeline and runs it."""
-        from dlt_runner import RunConfig, Runner
+        from dlt_runner import Runner
         from dlt_runner.engine import check_run_kwargs
 
         decompose.check_pipeline_name(self.pipeline_name)
         validate.dataset_name(self.dataset_name)
         run_kwargs = validate.run_kwargs(self.run_kwargs)
         check_run_kwargs(run_kwargs, "run_kwargs.{}")
-        config = RunConfig(
-            retry_policy=self.dlt_retry_policy,
-            retry_pipeline_steps=self.retry_pipeline_steps,
-            store_trace_info=self.store_trace_info,
-            run_from_clean_folder=self.run_from_clean_folder,
-            on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
-            on_stale_package=self.on_stale_package,  # type: ignore[arg-type]
-            state_store=self.state_store,
-            callbacks=self.callbacks,
-            lock_timeout=self.lock_timeout,
-            drain_deadline=self._drain_deadline(),
-        )
+        config = replace(self.run_config, drain_deadline=self._drain_deadline())
         pipeline, data = self._pipeline_and_data()
         share_secrets()  # the connection's password, masked by Airflow when the hook read it
         self._runner = Runner(pipeline, config)
@@ -249,7 +233,7 @@ class DltRunOperator(BaseOperator):
                 kwargs = DltDestinationHook(self.destination_conn_id).destination_kwargs(
                     self.destination)
             except AirflowNotFoundException as ex:
-                raise validate.RunConfigError(
+                raise RunConfigError(
                     "destination_conn_id", f"no Airflow connection {self.destination_conn_id!r}",
                     "create it (conn_type dlt: Admin > Connections, `airflow connections add`"
                     " or AIRFLOW_CONN_<ID>) or fix destination_conn_id",
@@ -259,7 +243,7 @@ class DltRunOperator(BaseOperator):
         except Exception as ex:
             if not is_config_error(ex):
                 raise
-            raise validate.RunConfigError(
+            raise RunConfigError(
                 "destination", f"dlt cannot make destination {self.destination!r}"
                 f" ({one_line(ex)})",
                 "use a destination type dlt knows (duckdb, postgres, bigquery, filesystem, ...),"
@@ -309,7 +293,7 @@ def source_arguments(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise validate.RunConfigError(
+        raise RunConfigError(
             "source_kwargs", f"expected a mapping of argument names to values, got"
             f" {type(value).__name__}",
             "pass a dict such as {'start': '{{ data_interval_start }}'} (values may be"
@@ -330,23 +314,38 @@ def _templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def _retry_policy(value: Any) -> Any:
-    """The forms the core's `to_retrying` takes, told apart without importing dlt or
-    tenacity: an instance of a class exists only once its module was imported."""
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        validate.policy_dict(value, "dlt_retry_policy")
-        return value
-    for module, name in (("tenacity", "Retrying"), ("dlt_runner.retry", "RetryPolicy")):
-        cls = getattr(sys.modules.get(module), name, None)
-        if cls is not None and isinstance(value, cls):
-            return value
-    raise validate.RunConfigError(
-        "dlt_retry_policy", f"unsupported type {type(value).__name__} ({value!r})",
-        f"pass None, a dict such as {validate.POLICY_EXAMPLES}, a dlt_runner.RetryPolicy or"
-        " a tenacity.Retrying",
-    )
+def _refuse_near_misses(kwargs: Mapping[str, Any]) -> None:
+    """A misspelt setting would reach BaseOperator, which only says it is invalid."""
+    own = inspect.signature(BaseOperator.__init__).parameters
+    for name in set(kwargs) - set(own):
+        close = difflib.get_close_matches(name, (*SETTINGS, "dlt_retry_policy", "run_config"),
+                                          n=1, cutoff=0.8)
+        if close and close[0] != name:
+            raise RunConfigError(name, "not an argument of DltRunOperator",
+                                 f"did you mean {close[0]}?")
+
+
+def _run_config(
+    base: Union[RunConfig, Mapping[str, Any], None], dlt_retry_policy: Any,
+    settings: dict[str, Any],
+) -> RunConfig:
+    """One `RunConfig` from `run_config` and the keywords that override it."""
+    if isinstance(base, RunConfig):
+        fields = {name: getattr(base, name) for name in SETTINGS}
+        policy = base.retry_policy
+    elif base is None or isinstance(base, Mapping):
+        fields = dict(base or {})
+        RunConfig.refuse_unknown(fields, "run_config.")
+        policy = fields.pop("retry_policy", None)
+        fields.pop("drain_deadline", None)  # execution_timeout and drain_margin set it
+    else:
+        raise RunConfigError(
+            "run_config", f"expected a RunConfig or a mapping, got {type(base).__name__}",
+            "pass dlt_runner.RunConfig(...) or a dict of its fields",
+        )
+    if dlt_retry_policy is not None:
+        policy = check_policy(dlt_retry_policy, "dlt_retry_policy")
+    return RunConfig.build({**fields, **settings, "retry_policy": policy})
 
 
 def _destination(value: Any) -> Any:
@@ -357,7 +356,7 @@ def _destination(value: Any) -> Any:
         destination_cls is not None and isinstance(value, destination_cls)
     ):
         return value
-    raise validate.RunConfigError(
+    raise RunConfigError(
         "destination", f"expected a destination type or a dlt destination, got {value!r}",
         "pass e.g. 'duckdb', 'postgres', 'filesystem' (credentials from destination_conn_id)"
         " or a dlt destination such as dlt.destinations.duckdb('file.duckdb')",

@@ -20,6 +20,7 @@ from airflow.sdk import TaskGroup
 
 from dlt_runner import decompose, validate
 from dlt_runner.airflow_provider.operators import DltRunOperator, source_arguments
+from dlt_runner.errors import RunConfigError
 
 
 class DltRunTaskGroup(TaskGroup):
@@ -53,7 +54,7 @@ class DltRunTaskGroup(TaskGroup):
     ) -> None:
         for name in ("task_id", "unit_resources"):
             if name in operator_kwargs:
-                raise validate.RunConfigError(
+                raise RunConfigError(
                     name, "is set by DltRunTaskGroup for each unit", f"remove {name}=")
         # before the plan, which may call the source with them
         if not callable(source):
@@ -100,12 +101,12 @@ def _plan(
     data = sources.bind(sources.factory(source), source_kwargs)
     try:
         template = data()
-    except validate.RunConfigError:
+    except RunConfigError:
         raise
     except Exception as ex:
         from dlt_runner.errors import one_line
 
-        raise validate.RunConfigError(
+        raise RunConfigError(
             "units",
             f"not given, and calling the source at DAG parse time to list its resources"
             f" failed: {one_line(ex)}",

@@ -32,7 +32,7 @@ from dlt_runner.dagster_integration.units import (
     checked_factory,
     template_of,
 )
-from dlt_runner.validate import RunConfigError
+from dlt_runner.errors import RunConfigError
 
 
 @dataclass(frozen=True)

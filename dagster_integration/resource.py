@@ -41,7 +41,7 @@ from dlt_runner.dagster_integration.metadata import (
 )
 from dlt_runner.dagster_integration.translator import DltRunnerTranslator
 from dlt_runner.dagster_integration.units import SourceUnit
-from dlt_runner.errors import RunCancelled
+from dlt_runner.errors import RunCancelled, RunConfigError
 from dlt_runner.report import RunReport
 from dlt_runner.retry import is_terminal
 from dlt_runner.scrub import SECRETS, learn_from_credentials
@@ -140,7 +140,7 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         # extra="forbid" alone would not say which fields exist
         unknown = sorted(set(data) - set(cls.model_fields)) if isinstance(data, Mapping) else []
         if unknown:
-            raise validate.RunConfigError(unknown[0], "not a field of DltRunnerResource",
+            raise RunConfigError(unknown[0], "not a field of DltRunnerResource",
                                           f"use one of {sorted(cls.model_fields)}")
         return data
 
@@ -155,8 +155,8 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         _learn_store_secrets(value)
         try:
             return validate.state_store(value)
-        except validate.RunConfigError as ex:  # its message quotes the value
-            raise validate.RunConfigError(ex.field, SECRETS.scrub_text(ex.problem), ex.fix
+        except RunConfigError as ex:  # its message quotes the value
+            raise RunConfigError(ex.field, SECRETS.scrub_text(ex.problem), ex.fix
                                           ) from None
 
     @field_validator("destination_credentials", mode="before")
@@ -174,18 +174,10 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         return self
 
     def run_config(self) -> RunConfig:
-        return RunConfig(
-            retry_policy=self.retry_policy,
-            retry_pipeline_steps=tuple(self.retry_pipeline_steps),
-            store_trace_info=self.store_trace_info,
-            run_from_clean_folder=self.run_from_clean_folder,
-            on_terminal_package=self.on_terminal_package,  # type: ignore[arg-type]
-            on_stale_package=self.on_stale_package,  # type: ignore[arg-type]
-            state_store=self.state_store,
-            callbacks=[_callback(path) for path in self.callbacks],
-            lock_timeout=self.lock_timeout,
-            drain_deadline=self.drain_deadline,
-        )
+        """The core's settings: every `RunConfig` field is a field here, under its name."""
+        settings = {name: getattr(self, name) for name in RunConfig.names()}
+        settings["callbacks"] = [_callback(path) for path in self.callbacks]
+        return RunConfig.build(settings)
 
     def run(
         self,
@@ -207,7 +199,7 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         pipeline = dlt_pipeline if dlt_pipeline is not None else getattr(binding, "pipeline", None)
         if source is None or pipeline is None:
             missing = "dlt_source" if source is None else "dlt_pipeline"
-            raise validate.RunConfigError(
+            raise RunConfigError(
                 missing,
                 "not given, and the caller is not a @dlt_runner_assets function",
                 f"pass {missing}= to run(), or decorate the asset with @dlt_runner_assets",
@@ -216,7 +208,7 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         template = getattr(binding, "template", None) if dlt_source is None else None
         try:
             unit = SourceUnit.build(source, pipeline, translator, template)
-        except validate.RunConfigError as ex:
+        except RunConfigError as ex:
             raise _failure(ex, None, retryable=False) from None
         except Exception as ex:  # a source factory that raised: its message may hold a secret
             raise _failure(ex, None, retryable=not is_terminal(ex)) from None

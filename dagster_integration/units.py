@@ -16,10 +16,10 @@ from dagster import AssetKey, AssetSpec
 
 from dlt_runner.dagster_integration.translator import DltResourceTranslatorData
 from dlt_runner.decompose import source_template
+from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import install_tracker
 from dlt_runner.source import is_factory, resolve
 from dlt_runner.tables import table_of
-from dlt_runner.validate import RunConfigError
 
 
 @dataclass

@@ -52,6 +52,10 @@ def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
         ({"pipeline_name": "../../x"}, "pipeline_name"),
         ({"dlt_retry_policy": {"type": "fixed", "max_attempts": 2, "wait": 1e300}},
          "dlt_retry_policy.wait"),
+        ({"run_config": {"retries": 3}}, "run_config.retries"),
+        ({"run_config": {"lock_timeout": -1}}, "lock_timeout"),
+        ({"run_config": ["load"]}, "run_config"),
+        ({"lock_timout": 5}, "lock_timout"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], field: str) -> None:
@@ -61,6 +65,25 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], field
     with pytest.raises(RunConfigError) as exc_info:
         one_task_dag(f"bad_{field.replace('.', '_')}", **args)
     assert exc_info.value.field == field and "Fix:" in str(exc_info.value)
+
+
+def test_a_run_config_is_shared_and_keywords_override_it() -> None:
+    from dlt_runner import RunConfig
+
+    shared = RunConfig(retry_policy={"type": "fixed", "max_attempts": 3, "wait": 0},
+                       on_terminal_package="abort", lock_timeout=5)
+    dag = one_task_dag("shared_config", source="shop_source:shop_source", pipeline_name="p",
+                       run_config=shared, lock_timeout=9)
+    config = dag.get_task("load").run_config
+    assert (config.retry_policy, config.on_terminal_package, config.lock_timeout) == (
+        {"type": "fixed", "max_attempts": 3, "wait": 0}, "abort", 9)
+    mapping = one_task_dag("mapped_config", source="shop_source:shop_source", pipeline_name="p",
+                           run_config={"retry_pipeline_steps": ["extract", "load"]},
+                           dlt_retry_policy={"type": "fixed", "max_attempts": 2},
+                           retry_policy=None)  # Airflow's own, not a misspelt setting
+    config = mapping.get_task("load").run_config
+    assert config.retry_pipeline_steps == ("extract", "load")
+    assert config.retry_policy == {"type": "fixed", "max_attempts": 2}
 
 
 def test_a_terminal_error_fails_the_task_without_retries(tmp_path: Path) -> None:

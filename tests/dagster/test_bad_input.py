@@ -67,6 +67,17 @@ def test_an_unknown_field_fails_at_construction_naming_the_known_fields(field: s
     assert "'lock_timeout'" in error.fix and "'retry_policy'" in error.fix
 
 
+def test_every_runner_setting_is_a_resource_field() -> None:
+    """The resource declares its config schema (Dagster's UI shows it); `RunConfig` is the list
+    it must keep up with."""
+    from dlt_runner import RunConfig
+
+    assert set(RunConfig.names()) <= set(DltRunnerResource.model_fields)
+    resource = DltRunnerResource(lock_timeout=7, on_stale_package="fail")
+    assert (resource.run_config().lock_timeout, resource.run_config().on_stale_package) == (
+        7, "fail")
+
+
 @pytest.mark.parametrize("field,value", [
     ("lock_timeout", float("nan")),
     ("lock_timeout", float("inf")),
