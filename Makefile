@@ -69,8 +69,10 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
-	@# mypy cannot follow the editable dlt_runner -> core/ mapping: give it a link to check
-	mkdir -p build/mypy && ln -sfn ../../core build/mypy/dlt_runner
+	@# mypy cannot follow the editable package-dir mapping: give it the installed layout in links
+	rm -rf build/mypy && mkdir -p build/mypy/dlt_runner
+	ln -s $(CURDIR)/core/* build/mypy/dlt_runner/
+	ln -s $(CURDIR)/airflow_provider $(CURDIR)/dagster_integration build/mypy/dlt_runner/
 	MYPYPATH=build/mypy $(BIN)/mypy -p dlt_runner
 
 demo: install

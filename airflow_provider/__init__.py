@@ -1,14 +1,36 @@
-"""Airflow provider for dlt-runner: `DltRunOperator` and `DltDestinationHook` (conn_type `dlt`).
+"""Airflow provider for dlt-runner: `DltRunOperator`, `DltRunTaskGroup` and
+`DltDestinationHook` (conn_type `dlt`).
 
 This module is what Airflow's providers manager imports (`get_provider_info`): it imports
-neither Airflow nor dlt. Import the operator from `dlt_runner.airflow_provider.operators`.
+neither Airflow nor dlt. `from dlt_runner.airflow_provider import DltRunOperator` imports the
+operator's module on first use, which imports Airflow but still not dlt (DAG parse cost).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["get_provider_info"]
+from dlt_runner.exports import lazy
+
+if TYPE_CHECKING:
+    from dlt_runner.airflow_provider.hooks import DltDestinationHook
+    from dlt_runner.airflow_provider.operators import DltRunOperator
+    from dlt_runner.airflow_provider.task_group import DltRunTaskGroup
+
+_EXPORTS = {
+    "DltDestinationHook": "dlt_runner.airflow_provider.hooks",
+    "DltRunOperator": "dlt_runner.airflow_provider.operators",
+    "DltRunTaskGroup": "dlt_runner.airflow_provider.task_group",
+}
+__all__ = ["DltDestinationHook", "DltRunOperator", "DltRunTaskGroup", "get_provider_info"]
+
+__getattr__ = lazy(_EXPORTS, globals())
+
+
+def version() -> str:
+    import dlt_runner
+
+    return str(dlt_runner.__version__)
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -18,7 +40,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "dlt-runner",
         "description": "Run dlt pipelines in production: retries, pending-data finalization,"
         " traces and graceful cancellation.",
-        "versions": ["0.1.0"],
+        "versions": [version()],
         "integrations": [
             {
                 "integration-name": "dlt",

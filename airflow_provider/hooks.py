@@ -88,7 +88,7 @@ class DltDestinationHook(BaseHook):
             import dlt
 
             kwargs = self.destination_kwargs()
-            kind = (self.get_conn().extra_dejson or {}).get("destination")
+            kind = str((self.get_conn().extra_dejson or {}).get("destination"))
             destination = dlt.destinations.__dict__[kind](**kwargs)
             pipeline = dlt.pipeline("_dlt_runner_connection_test", destination=destination)
             with pipeline.sql_client() as client:

@@ -170,24 +170,21 @@ class DltRunOperator(BaseOperator):
     def _failure(self, context: Any, ex: Exception) -> AirflowException:
         """What Airflow gets for `ex`: no retry for a mistake a retry repeats, and no secret
         in the report, the log or the message."""
-        from dlt_runner import RunCancelled
-        from dlt_runner.retry import is_config_error, is_terminal
+        from dlt_runner.outcome import outcome_of
 
         share_secrets()
         self._publish_report(context)
-        if isinstance(ex, RunCancelled):  # retryable: the next try finalizes the package first
-            pending = ex.report.pending_load_ids if ex.report else []
-            return AirflowException(_scrubbed(
-                f"dlt run cancelled ({ex.reason}); pending packages {pending} stay in the"
-                " working folder and the next try loads them first"))
+        outcome = outcome_of(ex)
+        if outcome.kind == "cancelled":  # retryable: the next try finalizes the package first
+            return AirflowException(f"dlt run drained, retried: {outcome.message}")
         # the original's traceback, scrubbed: the exception raised instead does not carry it
         self.log.error("dlt run failed:\n%s",
                        SECRETS.scrub_text("".join(traceback.format_exception(ex))).rstrip())
-        if is_config_error(ex):
-            return AirflowFailException(f"dlt run misconfigured, not retried: {_scrubbed(ex)}")
-        if is_terminal(ex):
-            return AirflowFailException(f"dlt run failed terminally: {_scrubbed(ex)}")
-        return AirflowException(f"dlt run failed: {_scrubbed(ex)}")
+        if outcome.misconfigured:
+            return AirflowFailException(f"dlt run misconfigured, not retried: {outcome.message}")
+        if outcome.kind == "terminal":
+            return AirflowFailException(f"dlt run failed terminally: {outcome.message}")
+        return AirflowException(f"dlt run failed: {outcome.message}")
 
     def on_kill(self) -> None:
         """Airflow's SIGTERM handler and timeouts call this: drain instead of dying mid-load."""
@@ -361,12 +358,6 @@ def _destination(value: Any) -> Any:
         "pass e.g. 'duckdb', 'postgres', 'filesystem' (credentials from destination_conn_id)"
         " or a dlt destination such as dlt.destinations.duckdb('file.duckdb')",
     )
-
-
-def _scrubbed(message: object, limit: int = 4000) -> str:
-    """Scrubbed, then cut (a cut first could split a secret so that no scrub finds its rest)."""
-    text = SECRETS.scrub_text(str(message))
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} chars cut]"
 
 
 _SHARED: set[str] = set()

@@ -8,8 +8,9 @@ pay for importing dlt.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from dlt_runner.exports import lazy
 
 if TYPE_CHECKING:
     from dlt_runner.callbacks import RunnerCallbacks
@@ -50,16 +51,17 @@ __all__ = [
     "TerminalPackageError",
     "runner",
 ]
-__version__ = "0.1.0"
+
+
+_exported = lazy(_EXPORTS, globals())
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dlt_runner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if name == "__version__":  # written once, in pyproject.toml
+        from importlib.metadata import version
+
+        return version("dlt-runner")
+    return _exported(name)
 
 
 def __dir__() -> list[str]:

@@ -26,11 +26,14 @@ import sys
 from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.errors import RunConfigError
 from dlt_runner.project import DEFAULT_CONFIG, PipelineSpec, Project, load_project
 from dlt_runner.scrub import SECRETS
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 
 class ExitCode(IntEnum):
@@ -48,6 +51,15 @@ MEANING = {
     ExitCode.RETRYABLE: "failed with a transient error, run again",
     ExitCode.CANCELLED: "cancelled and drained, the next run finalizes the pending data",
 }
+
+
+def _exit_code(ex: BaseException) -> ExitCode:
+    from dlt_runner.outcome import outcome_of
+
+    outcome = outcome_of(ex)
+    if outcome.kind == "terminal":
+        return ExitCode.CONFIG if outcome.misconfigured else ExitCode.FAILED
+    return ExitCode.CANCELLED if outcome.kind == "cancelled" else ExitCode.RETRYABLE
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -86,10 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _execute(spec: PipelineSpec, args: argparse.Namespace) -> int:
-    from dlt_runner import RunCancelled
     from dlt_runner.launch import build_pipeline, build_runner, data_factory
     from dlt_runner.log import progress_collector
-    from dlt_runner.retry import is_config_error, is_terminal
 
     period = args.progress_period or (1.0 if sys.stderr.isatty() else 10.0)
     pipeline = build_pipeline(spec)
@@ -101,15 +111,10 @@ def _execute(spec: PipelineSpec, args: argparse.Namespace) -> int:
     with quiet:
         try:
             runner.run(data_factory(spec), **spec.run_kwargs)
-        except RunCancelled:
-            code = ExitCode.CANCELLED
-        except KeyboardInterrupt:  # a second signal: a hard stop
-            code = ExitCode.CANCELLED
-        except Exception as ex:
+        except (Exception, KeyboardInterrupt) as ex:  # KeyboardInterrupt: a hard stop
             if runner.report is None:
                 raise  # refused before it started: main() reports a RunConfigError
-            code = (ExitCode.CONFIG if is_config_error(ex)
-                    else ExitCode.FAILED if is_terminal(ex) else ExitCode.RETRYABLE)
+            code = _exit_code(ex)
     report = runner.report
     if report is None:
         return _fail_config(args, ["the run did not start"])
@@ -274,7 +279,7 @@ def cmd_pending(args: argparse.Namespace) -> int:
 
     project = _project_or_fail(args)
     pipeline = build_pipeline(project.pipeline(args.pipeline))
-    packages = []
+    packages: list[dict[str, Any]] = []
     for load_id in pipeline.list_extracted_load_packages():
         packages.append({"load_id": load_id, "state": "extracted",
                          "note": "normalized and loaded by the next run"})
@@ -356,7 +361,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _probe(pipeline: Any) -> Optional[bool]:
+def _probe(pipeline: "Pipeline") -> Optional[bool]:
     """True when the destination answered; None for destinations without a probe (sinks)."""
     try:
         client = pipeline.sql_client()
@@ -369,7 +374,7 @@ def _probe(pipeline: Any) -> Optional[bool]:
     destination_client = pipeline.destination_client()
     fs = getattr(destination_client, "fs_client", None)
     if fs is not None:
-        fs.ls(destination_client.bucket_path)
+        fs.ls(destination_client.bucket_path)  # type: ignore[attr-defined]  # a filesystem's
         return True
     return None
 

@@ -18,10 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.errors import RunConfigError
 from dlt_runner.log import logger
+from dlt_runner.source import per_attempt
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
+    from dlt.extract import DltSource
 
 UNIT_SEPARATOR = "__"
 
@@ -195,7 +200,7 @@ def check_group(group: Any, field_name: str) -> list[str]:
     return names
 
 
-def source_template(source: Any, field_name: str = "source") -> Any:
+def source_template(source: Any, field_name: str = "source") -> "DltSource":
     """The source's shape: the source itself, or one call of its factory."""
     from dlt.extract import DltSource
 
@@ -211,25 +216,17 @@ def source_template(source: Any, field_name: str = "source") -> Any:
 
 
 def unit_source(source: Any, unit: Unit) -> Callable[[], Any]:
-    """What a unit extracts: a fresh source per call, restricted to the unit's resources (a
-    retried extract starts from the beginning). `source` is a dlt source (cloned) or a factory
-    (called)."""
-    from dlt.extract import DltSource
-
-    def data() -> Any:
-        fresh = source.clone() if isinstance(source, DltSource) else source()
-        return fresh.with_resources(*unit.resources)
-
-    return data
+    """What a unit extracts: `source.per_attempt` restricted to the unit's resources."""
+    return per_attempt(source, unit.resources)
 
 
-def unit_pipeline(template: Any, unit: Unit) -> Any:
+def unit_pipeline(template: "Pipeline", unit: Unit) -> "Pipeline":
     """The unit's pipeline: the template's destination, staging, dataset and pipelines folder
     under the unit's own name (and so its own working folder and state)."""
     return unit_pipelines(template, [unit])[0]
 
 
-def unit_pipelines(template: Any, units: Iterable[Unit]) -> list[Any]:
+def unit_pipelines(template: "Pipeline", units: Iterable[Unit]) -> list["Pipeline"]:
     """`unit_pipeline` for several units, resolving the shared destination once.
 
     DuckDB: dlt would name the file after each unit's pipeline (one database per unit), and a
@@ -251,7 +248,7 @@ def unit_pipelines(template: Any, units: Iterable[Unit]) -> list[Any]:
                          pipelines_dir=template.pipelines_dir) for unit in units]
 
 
-def shared_destination(template: Any) -> Any:
+def shared_destination(template: "Pipeline") -> Any:
     """The template's destination as every unit process can share it."""
     destination = template.destination
     if destination.destination_type != "dlt.destinations.duckdb":
@@ -260,7 +257,7 @@ def shared_destination(template: Any) -> Any:
 
     if isinstance(destination, serialized_duckdb):
         return destination
-    credentials = template.destination_client().config.credentials
+    credentials: Any = template.destination_client().config.credentials  # DuckDB's
     if credentials.external_conn() is not None:
         raise RunConfigError(
             "dlt_pipeline", "its DuckDB destination is an open connection, which other unit"

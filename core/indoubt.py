@@ -36,9 +36,12 @@ import os
 import re
 from collections.abc import Collection
 from contextlib import nullcontext
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.log import logger
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 _ROW_KEY = re.compile(r"^[A-Za-z0-9+/=_-]{4,64}$")
 DATA_FORMATS = ("insert_values", "jsonl", "typed-jsonl", "parquet", "csv")
@@ -46,7 +49,7 @@ DATA_FORMATS = ("insert_values", "jsonl", "typed-jsonl", "parquet", "csv")
 
 
 def resolve_in_doubt_jobs(
-    pipeline: Any, restored: Collection[str] = ()
+    pipeline: "Pipeline", restored: Collection[str] = ()
 ) -> list[dict[str, Any]]:
     """Marks jobs whose rows already are in the destination as completed: started ones, and
     new ones of the `restored` packages."""
@@ -94,7 +97,7 @@ def resolve_in_doubt_jobs(
     return resolved
 
 
-def restage(pipeline: Any) -> list[dict[str, Any]]:
+def restage(pipeline: "Pipeline") -> list[dict[str, Any]]:
     """Empties the staging tables of every unmerged staging chain of a package whose load had
     started, and puts the chain's jobs back to run again; returns one entry per chain."""
     from dlt.common.destination.client import WithStagingDataset
@@ -138,7 +141,8 @@ def restage(pipeline: Any) -> list[dict[str, Any]]:
                 if (st, job) in followups:
                     os.remove(job.file_path)  # dlt makes it again once the chain completes
                 elif st != "new_jobs":
-                    packages._move_job(load_id, st, PackageStorage.NEW_JOBS_FOLDER, name)
+                    packages._move_job(load_id, st,  # type: ignore[arg-type]
+                                       PackageStorage.NEW_JOBS_FOLDER, name)
             staged_tables = {j.job_file_info.table_name for _, j in data}
             _truncate_staging(job_client, staged_tables)
             restaged.append({"load_id": load_id, "table": root, "jobs": len(data)})
@@ -184,12 +188,12 @@ def _missing_table(ex: Exception) -> bool:
     return "not exist" in text or "not found" in text
 
 
-def _row_exists(pipeline: Any, schema: Any, table: str, row_key: str) -> bool:
+def _row_exists(pipeline: "Pipeline", schema: Any, table: str, row_key: str) -> bool:
     """Looks the row up where dlt loads this table: the dataset or its staging dataset."""
     from dlt.common.destination.client import WithStagingDataset
 
     job_client = pipeline.destination_client(schema.name)
-    client = job_client.sql_client
+    client = job_client.sql_client  # type: ignore[attr-defined]  # an SQL destination's
     staging = isinstance(job_client, WithStagingDataset) and (
         job_client.should_load_data_to_staging_dataset(table)
     )

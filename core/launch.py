@@ -8,7 +8,7 @@ problem naming the field and the fix.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlt_runner import source, validate
 from dlt_runner.config import RUN_CONFIG_FIELDS, RunConfig
@@ -16,6 +16,11 @@ from dlt_runner.errors import RunConfigError
 from dlt_runner.notify import notifier_from_dict
 from dlt_runner.project import PipelineSpec
 from dlt_runner.validate import load_object
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
+
+    from dlt_runner.engine import Runner
 
 
 def check_spec(spec: PipelineSpec) -> list[str]:
@@ -32,7 +37,7 @@ def check_spec(spec: PipelineSpec) -> list[str]:
     return problems
 
 
-def build_pipeline(spec: PipelineSpec) -> Any:
+def build_pipeline(spec: PipelineSpec) -> "Pipeline":
     import dlt
 
     return dlt.pipeline(
@@ -43,7 +48,7 @@ def build_pipeline(spec: PipelineSpec) -> Any:
     )
 
 
-def build_runner(spec: PipelineSpec, pipeline: Any) -> Any:
+def build_runner(spec: PipelineSpec, pipeline: "Pipeline") -> "Runner":
     """A `Runner` with the spec's run_config; its notifications become callbacks."""
     from dlt_runner.engine import Runner
 

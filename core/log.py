@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from dlt_runner.scrub import SECRETS
+
+if TYPE_CHECKING:
+    from dlt.common.runtime.collector import LogCollector
 
 
 class ScrubFilter(logging.Filter):
@@ -96,7 +99,7 @@ def scrub_dlt_logger() -> None:
             target.addFilter(ScrubFilter())
 
 
-def progress_collector(log_period: float = 10.0) -> object:
+def progress_collector(log_period: float = 10.0) -> "LogCollector":
     """dlt's `LogCollector` writing a progress line per step every `log_period` seconds through
     the `dlt_runner` logger (scrubbed, JSON when configured)."""
     from dlt.common.runtime.collector import LogCollector

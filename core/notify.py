@@ -18,12 +18,18 @@ import json
 import math
 import urllib.request
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.callbacks import RunnerCallbacks
 from dlt_runner.errors import RunConfigError
 from dlt_runner.log import logger
 from dlt_runner.scrub import SECRETS
+
+if TYPE_CHECKING:
+    from dlt.common.pipeline import SupportsPipeline
+    from dlt.pipeline.trace import PipelineTrace
+
+    from dlt_runner.report import RunReport
 
 EVENTS = ("failure", "cancelled", "schema_change", "success")
 DEFAULT_EVENTS = ("failure", "cancelled", "schema_change")
@@ -56,12 +62,20 @@ class WebhookNotifier(RunnerCallbacks):
         self.timeout = timeout
         SECRETS.add(url, *self.headers.values())
 
-    def on_after(self, pipeline: Any, trace: Any, report: Any, exception: Any) -> None:
+    def on_after(
+        self,
+        pipeline: "SupportsPipeline",
+        trace: Optional["PipelineTrace"],
+        report: "RunReport",
+        exception: Optional[BaseException],
+    ) -> None:
         event = _STATUS_EVENT.get(report.status)
         if event in self.events:
             self.send(self.payload(event, report))
 
-    def on_schema_change(self, pipeline: Any, schema_updates: Any) -> None:
+    def on_schema_change(
+        self, pipeline: "SupportsPipeline", schema_updates: dict[str, list[str]]
+    ) -> None:
         if "schema_change" in self.events:
             self.send(self.schema_payload(pipeline.pipeline_name, dict(schema_updates)))
 

@@ -30,17 +30,20 @@ import re
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.errors import PendingPackageError
 from dlt_runner.log import logger
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 STORAGE_FOLDERS = ("normalize/extracted", "load/new", "load/normalized", "load/loaded")
 """The folders dlt makes once, right after a storage's `.version` file."""
 PENDING_FOLDERS = ("normalize/extracted", "load/normalized")
 
 
-def pending_load_ids(pipeline: Any) -> list[str]:
+def pending_load_ids(pipeline: "Pipeline") -> list[str]:
     """Extracted and normalized packages not loaded yet, oldest first.
 
     Read from the folders, not through dlt: a folder a killed process never made holds no
@@ -67,7 +70,7 @@ class Repair:
     """Packages found loaded and committed, moved to `load/loaded/` without loading again."""
 
 
-def repair(pipeline: Any) -> Repair:
+def repair(pipeline: "Pipeline") -> Repair:
     """Makes the working folder usable and its pending packages loadable, whatever a crash left.
 
     Raises `PendingPackageError` for a package that cannot be loaded (no `schema.json`).
@@ -79,7 +82,7 @@ def repair(pipeline: Any) -> Repair:
     return done
 
 
-def _make_storage_folders(pipeline: Any) -> None:
+def _make_storage_folders(pipeline: "Pipeline") -> None:
     """A process killed between a storage's `.version` and its folders leaves a storage dlt
     never completes: it only makes the folders with the `.version` file, and every listing
     of the missing folder fails from then on."""
@@ -94,7 +97,7 @@ _SAVE_LEFTOVER = re.compile(r"^[0-9a-f]{16}$")
 """The temporary name dlt's `FileStorage.save_atomic` writes before renaming."""
 
 
-def _remove_half_saved_schemas(pipeline: Any) -> None:
+def _remove_half_saved_schemas(pipeline: "Pipeline") -> None:
     folder = os.path.join(pipeline.working_dir, "schemas")
     try:
         leftovers = [name for name in os.listdir(folder) if _SAVE_LEFTOVER.match(name)]
@@ -112,12 +115,12 @@ def _remove_half_saved_schemas(pipeline: Any) -> None:
     # named there already (creating the pipeline object saves the state)
     state = pipeline._get_state()
     if set(leftovers) & set(state.get("schema_names") or ()):
-        state["schema_names"] = [n for n in state["schema_names"] if n not in leftovers]
+        state["schema_names"] = [n for n in state.get("schema_names") or () if n not in leftovers]
         pipeline.schema_names = [n for n in pipeline.schema_names if n not in leftovers]
         pipeline._save_state(state)
 
 
-def _archive_completed(pipeline: Any) -> list[str]:
+def _archive_completed(pipeline: "Pipeline") -> list[str]:
     load_storage = pipeline._get_load_storage()
     archived = []
     for load_id in _list(load_storage.normalized_packages):
@@ -141,7 +144,7 @@ def _archive_completed(pipeline: Any) -> list[str]:
     return archived
 
 
-def _install_state_and_schemas(pipeline: Any) -> Optional[str]:
+def _install_state_and_schemas(pipeline: "Pipeline") -> Optional[str]:
     """Installs the newest state and schemas pending packages carry when the pipeline's are
     older; returns the load id whose state was installed."""
     from dlt.common.versioned_state import decompress_state
@@ -237,7 +240,7 @@ def _deletion_leftover(storage: Any, load_id: str) -> bool:
 
 
 def raise_if_pending(
-    pipeline: Any,
+    pipeline: "Pipeline",
     among: Optional[Collection[str]] = None,
     reason: str = "dlt's finalize returned while they were still pending",
 ) -> None:
@@ -248,7 +251,7 @@ def raise_if_pending(
 
 
 @contextmanager
-def without_sync(pipeline: Any) -> Iterator[None]:
+def without_sync(pipeline: "Pipeline") -> Iterator[None]:
     """Loads pending packages without dlt's sync from the destination.
 
     Packages carry their own state and schema; the sync is what wipes them when the dataset
@@ -266,7 +269,7 @@ def without_sync(pipeline: Any) -> Iterator[None]:
 
 
 @contextmanager
-def keep_pending(pipeline: Any) -> Iterator[None]:
+def keep_pending(pipeline: "Pipeline") -> Iterator[None]:
     """Refuses dlt's working-folder wipe while packages are pending, on every sync inside."""
     wipe = pipeline._wipe_working_folder
 
@@ -282,7 +285,7 @@ def keep_pending(pipeline: Any) -> Iterator[None]:
             )
         wipe()
 
-    pipeline._wipe_working_folder = guarded_wipe
+    pipeline._wipe_working_folder = guarded_wipe  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -290,7 +293,7 @@ def keep_pending(pipeline: Any) -> Iterator[None]:
             del pipeline._wipe_working_folder
 
 
-def unreadable_job(pipeline: Any, exc: BaseException) -> Optional[str]:
+def unreadable_job(pipeline: "Pipeline", exc: BaseException) -> Optional[str]:
     """Why a job file named in a failed load cannot be read, or None (readable, or unknown).
 
     dlt counts an exception while reading a job file as transient and retries it forever; a
@@ -335,7 +338,7 @@ def _read_problem(path: str) -> Optional[str]:
     return None
 
 
-def destination_rows(pipeline: Any, load_ids: list[str]) -> dict[str, dict[str, int]]:
+def destination_rows(pipeline: "Pipeline", load_ids: list[str]) -> dict[str, dict[str, int]]:
     """Rows each load id holds per data table in the destination (empty when not countable).
 
     For packages normalized by a process that died before it noted their row counts.

@@ -10,10 +10,13 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from dlt_runner.retry import failed_step, is_terminal, iter_exception_chain, root_cause
 from dlt_runner.scrub import SECRETS
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 MAX_REPORT_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 4000
@@ -246,7 +249,7 @@ class RunReport:
         cls,
         *,
         run_id: str,
-        pipeline: Any,
+        pipeline: "Pipeline",
         started_at: datetime,
         attempts: list[AttemptRecord],
         pending_load_ids: list[str],

@@ -13,8 +13,11 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -125,7 +128,7 @@ def learn_from_credentials(credentials: Any) -> None:
             SECRETS.add(match.group("pw"), credentials)
 
 
-def learn_from_pipeline(pipeline: Any) -> None:
+def learn_from_pipeline(pipeline: "Pipeline") -> None:
     """Explicit credentials handed to the pipeline's destination and staging factories."""
     for attr in ("_destination", "_staging"):
         params = getattr(getattr(pipeline, attr, None), "config_params", None) or {}
@@ -148,14 +151,14 @@ class _SecretTracker:
     """A dlt tracking module: collects secret-hinted values dlt resolved during each step
     (a second net: values dlt resolved before the runner was installed)."""
 
-    def on_start_trace(self, trace: Any, step: Any, pipeline: Any) -> None:
+    def on_start_trace(self, trace: Any, step: Any, pipeline: "Pipeline") -> None:
         pass
 
-    def on_start_trace_step(self, trace: Any, step: Any, pipeline: Any) -> None:
+    def on_start_trace_step(self, trace: Any, step: Any, pipeline: "Pipeline") -> None:
         pass
 
     def on_end_trace_step(
-        self, trace: Any, step: Any, pipeline: Any, step_info: Any, send_state: bool
+        self, trace: Any, step: Any, pipeline: "Pipeline", step_info: Any, send_state: bool
     ) -> None:
         from dlt.common.configuration.utils import get_resolved_traces
 
@@ -163,7 +166,7 @@ class _SecretTracker:
         for resolved in traces:
             learn_resolved(resolved)
 
-    def on_end_trace(self, trace: Any, pipeline: Any, send_state: bool) -> None:
+    def on_end_trace(self, trace: Any, pipeline: "Pipeline", send_state: bool) -> None:
         pass
 
 
@@ -177,8 +180,9 @@ def install_tracker() -> None:
     from dlt.common.configuration.utils import TraceLogContext
     from dlt.pipeline import trace
 
-    if _TRACKER not in trace.TRACKING_MODULES:
-        trace.TRACKING_MODULES.append(_TRACKER)
+    modules: list[Any] = trace.TRACKING_MODULES  # our tracker is duck-typed
+    if _TRACKER not in modules:
+        modules.append(_TRACKER)
     log = TraceLogContext.log
     if getattr(log, "_dlt_runner", False):
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 from dlt_runner.errors import RunConfigError
@@ -67,6 +67,20 @@ def bind(
         return resolve(target(**args), "source")
 
     data.__name__ = getattr(target, "__name__", "source")
+    return data
+
+
+def per_attempt(source: Any, resources: Optional[Sequence[str]] = None) -> Callable[[], Any]:
+    """What the runner extracts: a fresh source on every call (a clone of a dlt source, a new
+    call of a factory), restricted to `resources` when given, so a retried extract starts from
+    the beginning instead of from a half-consumed generator."""
+    from dlt.extract import DltSource
+
+    def data() -> Any:
+        fresh = source.clone() if isinstance(source, DltSource) else source()
+        return fresh.with_resources(*resources) if resources is not None else fresh
+
+    data.__name__ = getattr(source, "__name__", getattr(source, "name", "source"))
     return data
 
 

@@ -21,11 +21,14 @@ import os
 import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.errors import RunConfigError
 from dlt_runner.log import logger
 from dlt_runner.packages import pending_load_ids
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 
 @dataclass
@@ -61,7 +64,7 @@ class _Destination:
     """Which of the pending load ids are completed."""
 
 
-def check(pipeline: Any) -> list[Verdict]:
+def check(pipeline: "Pipeline") -> list[Verdict]:
     """A verdict for every pending package, oldest first."""
     origins = [_origin(pipeline, load_id) for load_id in pending_load_ids(pipeline)]
     if not origins:
@@ -108,7 +111,7 @@ def _judge(
             return
 
 
-def discard(pipeline: Any, verdicts: list[Verdict]) -> dict[str, int]:
+def discard(pipeline: "Pipeline", verdicts: list[Verdict]) -> dict[str, int]:
     """Deletes the rows stale packages left uncommitted, then aborts the packages.
 
     Rows go first: a kill in between leaves the package, and the next run deletes (nothing)
@@ -140,7 +143,7 @@ def discard(pipeline: Any, verdicts: list[Verdict]) -> dict[str, int]:
     return deleted
 
 
-def _abort_extracted(pipeline: Any, first: str) -> None:
+def _abort_extracted(pipeline: "Pipeline", first: str) -> None:
     """dlt's `abort_packages` takes only a normalized package; a stale package killed before
     its normalize finished is deleted with every newer one, and the local state rewinds to
     where it started (its cursor must not outlive it), as dlt does for normalized ones."""
@@ -155,7 +158,7 @@ def _abort_extracted(pipeline: Any, first: str) -> None:
         shutil.rmtree(os.path.join(pipeline.working_dir, "load", "new", lid), ignore_errors=True)
 
 
-def archive(pipeline: Any, verdicts: list[Verdict]) -> list[str]:
+def archive(pipeline: "Pipeline", verdicts: list[Verdict]) -> list[str]:
     """Archives packages the destination already completed, without loading them again."""
     done = [v.load_id for v in verdicts if v.committed and not v.stale]
     if not done:
@@ -176,7 +179,7 @@ def archive(pipeline: Any, verdicts: list[Verdict]) -> list[str]:
     return done
 
 
-def uncommitted(pipeline: Any) -> dict[str, dict[str, int]]:
+def uncommitted(pipeline: "Pipeline") -> dict[str, dict[str, int]]:
     """Rows in the destination whose load id dlt never recorded, per load id and table,
     leaving out this folder's pending packages (their next load finishes or discards them).
 
@@ -214,7 +217,7 @@ def uncommitted(pipeline: Any) -> dict[str, dict[str, int]]:
     return dict(sorted(found.items()))
 
 
-def discard_uncommitted(pipeline: Any, load_ids: list[str]) -> dict[str, int]:
+def discard_uncommitted(pipeline: "Pipeline", load_ids: list[str]) -> dict[str, int]:
     """Deletes the rows of `load_ids`, each of which must be listed by `uncommitted`."""
     listed = uncommitted(pipeline)
     unknown = [lid for lid in load_ids if lid not in listed]
@@ -235,7 +238,7 @@ def discard_uncommitted(pipeline: Any, load_ids: list[str]) -> dict[str, int]:
     return deleted
 
 
-def _origin(pipeline: Any, load_id: str) -> _Origin:
+def _origin(pipeline: "Pipeline", load_id: str) -> _Origin:
     from dlt.common.storages.exceptions import LoadPackageNotFound
     from dlt.common.storages.load_package import PackageStorage
     from dlt.common.versioned_state import json_decode_state
@@ -264,7 +267,7 @@ def _origin(pipeline: Any, load_id: str) -> _Origin:
     )
 
 
-def _read_destination(pipeline: Any, origins: list[_Origin]) -> _Destination:
+def _read_destination(pipeline: "Pipeline", origins: list[_Origin]) -> _Destination:
     from dlt.common.destination.client import WithStateSync
     from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
@@ -315,7 +318,7 @@ def _read_destination(pipeline: Any, origins: list[_Origin]) -> _Destination:
     return seen
 
 
-def _state_only(pipeline: Any, client: Any, seen: _Destination) -> _Destination:
+def _state_only(pipeline: "Pipeline", client: Any, seen: _Destination) -> _Destination:
     from dlt.common.destination.exceptions import DestinationUndefinedEntity
     from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
@@ -329,7 +332,7 @@ def _state_only(pipeline: Any, client: Any, seen: _Destination) -> _Destination:
     return seen
 
 
-def _delete_rows(pipeline: Any, schema: Any, load_id: str) -> dict[str, int]:
+def _delete_rows(pipeline: "Pipeline", schema: Any, load_id: str) -> dict[str, int]:
     """Deletes `load_id`'s rows from every table of `schema`, in the dataset and staging."""
     from dlt.common.destination.client import WithStagingDataset
     from dlt.common.destination.exceptions import DestinationUndefinedEntity

@@ -31,13 +31,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.errors import CorruptCheckpoint, RunConfigError, RunnerError, StateStoreError
 from dlt_runner.lease import Lease
 from dlt_runner.log import logger
 from dlt_runner.packages import STORAGE_FOLDERS
 from dlt_runner.workdir import CHECKPOINT_FILE, RUNNER_FILES, TRACES_FOLDER, runner_path
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 MANIFEST = "checkpoint.json"
 KEPT = ("state.json", "schemas", "normalize/extracted", "normalize/.version", "load/normalized",
@@ -95,7 +98,7 @@ class StateStore:
             raise CorruptCheckpoint(self.url, MANIFEST, "not a dlt-runner manifest")
         return value
 
-    def save(self, pipeline: Any, run_key: Optional[str], load_ids: list[str]) -> str:
+    def save(self, pipeline: "Pipeline", run_key: Optional[str], load_ids: list[str]) -> str:
         """Checkpoints the working folder; returns the checkpoint id."""
         checkpoint_id = uuid.uuid4().hex
         data = _pack(Path(pipeline.working_dir))
@@ -121,7 +124,7 @@ class StateStore:
                     len(data), load_ids, self.url)
         return checkpoint_id
 
-    def restore(self, pipeline: Any) -> Optional[dict[str, Any]]:
+    def restore(self, pipeline: "Pipeline") -> Optional[dict[str, Any]]:
         """Starts the working folder from the store's checkpoint when this folder neither
         made nor restored it; returns the manifest restored, or None."""
         manifest = self.manifest()
@@ -223,7 +226,7 @@ def _pack(working: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _unpack_into(data: bytes, pipeline: Any, url: str, checkpoint_id: str) -> None:
+def _unpack_into(data: bytes, pipeline: "Pipeline", url: str, checkpoint_id: str) -> None:
     """Extracts into a temporary folder first: a checkpoint that fails there changes nothing."""
     working = Path(pipeline.working_dir)
     working.parent.mkdir(parents=True, exist_ok=True)
@@ -262,20 +265,20 @@ def _unpack_into(data: bytes, pipeline: Any, url: str, checkpoint_id: str) -> No
         shutil.rmtree(staged, ignore_errors=True)
 
 
-def _reload(pipeline: Any) -> None:
+def _reload(pipeline: "Pipeline") -> None:
     """The pipeline object read its state and schemas before the restore replaced them."""
     pipeline._schema_storage.live_schemas.clear()
     pipeline._state_to_props(pipeline._get_state())
 
 
-def _read_marker(pipeline: Any) -> Optional[str]:
+def _read_marker(pipeline: "Pipeline") -> Optional[str]:
     try:
         return str(json.loads(runner_path(pipeline, CHECKPOINT_FILE).read_text())["id"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _write_marker(pipeline: Any, checkpoint_id: str) -> None:
+def _write_marker(pipeline: "Pipeline", checkpoint_id: str) -> None:
     path = runner_path(pipeline, CHECKPOINT_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

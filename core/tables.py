@@ -7,19 +7,22 @@ these answers come from the pipeline's schema, so they hold for any orchestrator
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.log import logger
 
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
-def table_of(pipeline: Any, resource: Any) -> str:
+
+def table_of(pipeline: "Pipeline", resource: Any) -> str:
     """The destination table a resource writes to (its normalized `table_name`, or its name when
     the table name is computed per item)."""
     name = resource.table_name if isinstance(resource.table_name, str) else resource.name
     return _naming(pipeline).normalize_table_identifier(str(name))  # type: ignore[no-any-return]
 
 
-def tables_with_nested(pipeline: Any, table: str) -> list[str]:
+def tables_with_nested(pipeline: "Pipeline", table: str) -> list[str]:
     """`table` and, when the schema knows it, its nested (child) tables, root first."""
     schema = _schema(pipeline)
     if schema is None or table not in schema.tables:
@@ -29,7 +32,7 @@ def tables_with_nested(pipeline: Any, table: str) -> list[str]:
     return [str(t["name"]) for t in get_nested_tables(schema.tables, table)]
 
 
-def columns_of(pipeline: Any, table: str) -> list[dict[str, Any]]:
+def columns_of(pipeline: "Pipeline", table: str) -> list[dict[str, Any]]:
     """The table's columns as the schema holds them (empty when nothing was loaded yet)."""
     schema = _schema(pipeline)
     if schema is None or table not in schema.tables:
@@ -37,7 +40,7 @@ def columns_of(pipeline: Any, table: str) -> list[dict[str, Any]]:
     return [dict(c) for c in schema.get_table_columns(table).values()]
 
 
-def count_rows(pipeline: Any, tables: Sequence[str]) -> dict[str, Optional[int]]:
+def count_rows(pipeline: "Pipeline", tables: Sequence[str]) -> dict[str, Optional[int]]:
     """Rows now in each destination table: 0 for a table nothing was ever loaded into, None
     when the destination cannot be queried (a custom sink, an unreachable database)."""
     schema = _schema(pipeline)
@@ -51,7 +54,7 @@ def count_rows(pipeline: Any, tables: Sequence[str]) -> dict[str, Optional[int]]
             for table in loaded:
                 qualified = client.make_qualified_table_name(table)
                 rows = client.execute_sql(f"SELECT COUNT(*) FROM {qualified}")
-                found[table] = int(rows[0][0])
+                found[table] = int(rows[0][0]) if rows else 0
     except Exception as ex:  # counting is informative: it never fails a run
         logger.warning("could not count rows of %s: %s: %s", loaded, type(ex).__name__, ex)
     counts.update({t: found.get(t) for t in loaded})
@@ -64,14 +67,14 @@ def _has_data(schema: Any, table: str) -> bool:
     return table in schema.tables and bool(has_table_seen_data(schema.tables[table]))
 
 
-def _schema(pipeline: Any) -> Any:
+def _schema(pipeline: "Pipeline") -> Any:
     try:
         return pipeline.default_schema if pipeline.default_schema_name else None
     except Exception:
         return None
 
 
-def _naming(pipeline: Any) -> Any:
+def _naming(pipeline: "Pipeline") -> Any:
     schema = _schema(pipeline)
     if schema is not None:
         return schema.naming

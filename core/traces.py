@@ -32,6 +32,7 @@ from dlt_runner.scrub import SECRETS
 from dlt_runner.workdir import TRACES_FOLDER, runner_path
 
 if TYPE_CHECKING:
+    from dlt import Pipeline
     from dlt.common.normalizers.naming import NamingConvention
 
 TRACE_COLUMNS: dict[str, Any] = {
@@ -103,7 +104,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def fallback_dir(pipeline: Any) -> Path:
+def fallback_dir(pipeline: "Pipeline") -> Path:
     folder: Path = runner_path(pipeline, TRACES_FOLDER)
     return folder
 
@@ -111,7 +112,7 @@ def fallback_dir(pipeline: Any) -> Path:
 class TraceStore:
     """Stores attempt rows for one main pipeline into its trace pipeline."""
 
-    def __init__(self, pipeline: Any, target: Union[bool, Any]) -> None:
+    def __init__(self, pipeline: "Pipeline", target: Union[bool, Any]) -> None:
         self.pipeline = pipeline
         self._target = target
         self._trace_pipeline: Any = None
@@ -280,7 +281,7 @@ class TraceStore:
         with keep_pending(trace_pipeline):
             return self._upload_with(trace_pipeline, row)
 
-    def _upload_with(self, trace_pipeline: Any, row: Optional[dict[str, Any]]) -> str:
+    def _upload_with(self, trace_pipeline: "Pipeline", row: Optional[dict[str, Any]]) -> str:
         import dlt
 
         repair(trace_pipeline)
@@ -379,7 +380,7 @@ def _warn(message: str) -> None:
 
 
 def _without_stale_provisional(
-    trace_pipeline: Any, table_name: str, rows: list[dict[str, Any]]
+    trace_pipeline: "Pipeline", table_name: str, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Drops provisional rows of attempts the destination already has a row for.
 
@@ -398,7 +399,7 @@ def _without_stale_provisional(
                 (str(run_id), int(attempt))
                 for run_id, attempt in client.execute_sql(
                     f"SELECT run_id, attempt FROM {table} WHERE run_id IN ({run_ids})"
-                )
+                ) or ()
             }
     except Exception as ex:  # no table yet, or a destination without SQL: nothing to keep
         logger.debug("no stored trace rows to compare provisional rows with: %s", ex)

@@ -8,7 +8,10 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 TRACES_FOLDER = "traces"
 RUN_KEY_FILE = "runner_run_key.json"
@@ -18,11 +21,11 @@ CHECKPOINT_FILE = "runner_checkpoint.json"
 RUNNER_FILES = (TRACES_FOLDER, RUN_KEY_FILE, PENDING_ROWS_FILE, CHECKPOINT_FILE)
 
 
-def runner_path(pipeline: Any, name: str) -> Path:
+def runner_path(pipeline: "Pipeline", name: str) -> Path:
     return Path(pipeline.working_dir) / name
 
 
-def read_run_key(pipeline: Any) -> dict[str, Any]:
+def read_run_key(pipeline: "Pipeline") -> dict[str, Any]:
     """What this folder knows of the last keyed run: `run_key`, `state` ("extracting": its
     extraction started and it has not been seen to finish; "done": its data committed, with
     `load_ids`), and `completed_before` (load ids completed before it extracted). Empty when
@@ -35,7 +38,7 @@ def read_run_key(pipeline: Any) -> dict[str, Any]:
         return {}
 
 
-def write_run_key(pipeline: Any, record: Optional[dict[str, Any]]) -> None:
+def write_run_key(pipeline: "Pipeline", record: Optional[dict[str, Any]]) -> None:
     path = runner_path(pipeline, RUN_KEY_FILE)
     if record is None:
         path.unlink(missing_ok=True)
@@ -46,7 +49,7 @@ def write_run_key(pipeline: Any, record: Optional[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def read_pending_rows(pipeline: Any) -> dict[str, dict[str, int]]:
+def read_pending_rows(pipeline: "Pipeline") -> dict[str, dict[str, int]]:
     """Rows per table of packages normalized by an earlier run and not loaded yet.
 
     dlt counts rows when it normalizes; a package loaded by a later run (a retry, the next
@@ -59,7 +62,7 @@ def read_pending_rows(pipeline: Any) -> dict[str, dict[str, int]]:
         return {}
 
 
-def write_pending_rows(pipeline: Any, rows: dict[str, dict[str, int]]) -> None:
+def write_pending_rows(pipeline: "Pipeline", rows: dict[str, dict[str, int]]) -> None:
     path = runner_path(pipeline, PENDING_ROWS_FILE)
     if not rows:
         path.unlink(missing_ok=True)
@@ -73,7 +76,7 @@ def write_pending_rows(pipeline: Any, rows: dict[str, dict[str, int]]) -> None:
 class keep_runner_files:
     """`pipeline.drop()` wipes the working folder; unsent traces and repair notes must survive."""
 
-    def __init__(self, pipeline: Any) -> None:
+    def __init__(self, pipeline: "Pipeline") -> None:
         self.pipeline = pipeline
         self._saved: Optional[Path] = None
 

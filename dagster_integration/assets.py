@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dagster import (
     AssetsDefinition,
@@ -24,15 +24,18 @@ from dagster import (
     multi_asset,
 )
 
-from dlt_runner.dagster_integration.metadata import check_specs
-from dlt_runner.dagster_integration.translator import DltRunnerTranslator
-from dlt_runner.dagster_integration.units import (
-    SourceUnit,
+from dlt_runner.dagster_integration.asset_source import (
+    AssetSource,
     check_pipeline,
     checked_factory,
     template_of,
 )
+from dlt_runner.dagster_integration.metadata import check_specs
+from dlt_runner.dagster_integration.translator import DltRunnerTranslator
 from dlt_runner.errors import RunConfigError
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class AssetsBinding:
     """What `@dlt_runner_assets` hands to `DltRunnerResource.run` while its function runs."""
 
     source: Any
-    pipeline: Any
+    pipeline: "Pipeline"
     translator: Any
     template: Any = None
     """The source's shape, taken when the definitions loaded: a run calls a factory only
@@ -58,8 +61,8 @@ def build_dlt_runner_asset_specs(
     dlt_source: Any, dlt_pipeline: Any, translator: Any = None
 ) -> list[AssetSpec]:
     """The asset specs `@dlt_runner_assets` would make, e.g. to build your own multi-asset."""
-    unit = SourceUnit.build(dlt_source, dlt_pipeline, translator or DltRunnerTranslator())
-    return list(unit.specs.values())
+    bound = AssetSource.build(dlt_source, dlt_pipeline, translator or DltRunnerTranslator())
+    return list(bound.specs.values())
 
 
 def dlt_runner_assets(
@@ -116,9 +119,9 @@ def dlt_runner_assets(
         group_name=group_name, partitions_def=partitions_def, backfill_policy=backfill_policy,
         retry_policy=retry_policy, op_tags=op_tags, pool=pool, checks=checks)
     if not decompose:
-        unit = SourceUnit.build(dlt_source, dlt_pipeline, translator)
-        binding = AssetsBinding(dlt_source, dlt_pipeline, translator, unit.template)
-        return lambda fn: _multi_asset(fn, list(unit.specs.values()), binding, name, **options)
+        bound = AssetSource.build(dlt_source, dlt_pipeline, translator)
+        binding = AssetsBinding(dlt_source, dlt_pipeline, translator, bound.template)
+        return lambda fn: _multi_asset(fn, list(bound.specs.values()), binding, name, **options)
 
     from dlt_runner import decompose as decomposition
 
@@ -131,7 +134,7 @@ def dlt_runner_assets(
     for unit_plan, pipeline in zip(plan.units, pipelines, strict=True):
         source = decomposition.unit_source(checked_factory(dlt_source), unit_plan)
         shape = template.clone().with_resources(*unit_plan.resources)
-        specs = list(SourceUnit.build(source, pipeline, translator, shape).specs.values())
+        specs = list(AssetSource.build(source, pipeline, translator, shape).specs.values())
         parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator, shape)))
     # ordering, as Dagster knows it: the first unit upstream of every other unit
     first_keys = [spec.key for spec in parts[0][1]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dagster import (
     AssetCheckResult,
@@ -23,7 +23,10 @@ from dagster import (
 )
 
 from dlt_runner.report import RunReport
-from dlt_runner.tables import columns_of, tables_with_nested
+from dlt_runner.tables import columns_of, count_rows, table_of, tables_with_nested
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 FAILED_JOBS_CHECK = "no_failed_load_jobs"
 SCHEMA_DRIFT_CHECK = "no_schema_drift"
@@ -53,16 +56,21 @@ class AssetTables:
     tables: list[str]
 
     @classmethod
-    def of(cls, key: AssetKey, pipeline: Any, table: str) -> "AssetTables":
-        return cls(key, tables_with_nested(pipeline, table))
+    def of(cls, key: AssetKey, pipeline: "Pipeline", resource: Any) -> "AssetTables":
+        return cls(key, tables_with_nested(pipeline, table_of(pipeline, resource)))
 
     @property
     def table(self) -> str:
         return self.tables[0]
 
 
+def row_counts(pipeline: "Pipeline", assets: Sequence[AssetTables]) -> dict[str, Optional[int]]:
+    """Rows now in each asset's table, in one destination round trip for all of them."""
+    return count_rows(pipeline, [a.table for a in assets])
+
+
 def materialization_metadata(
-    report: RunReport, pipeline: Any, asset: AssetTables, row_count: Optional[int]
+    report: RunReport, pipeline: "Pipeline", asset: AssetTables, row_count: Optional[int]
 ) -> dict[str, Any]:
     """`row_count`: rows now in the table (None: not counted, the key is left out)."""
     rows = {t: report.row_counts.get(t, 0) for t in asset.tables}
@@ -124,7 +132,7 @@ def trace_description(report: RunReport) -> str:
 
 def check_results(
     report: RunReport,
-    pipeline: Any,
+    pipeline: "Pipeline",
     asset: AssetTables,
     selected: Optional[Sequence[str]] = None,
 ) -> list[AssetCheckResult]:
@@ -160,7 +168,7 @@ def check_results(
 
 
 def _schema_drift(
-    report: RunReport, pipeline: Any, tables: Sequence[str]
+    report: RunReport, pipeline: "Pipeline", tables: Sequence[str]
 ) -> tuple[list[str], dict[str, list[str]]]:
     """(tables this run created, columns this run added to tables that existed before).
 
@@ -180,7 +188,7 @@ def _schema_drift(
     return new_tables, new_columns
 
 
-def _column_schema(pipeline: Any, table: str) -> TableSchema:
+def _column_schema(pipeline: "Pipeline", table: str) -> TableSchema:
     columns = []
     for column in columns_of(pipeline, table):
         flags = [k for k in ("primary_key", "merge_key", "partition", "cluster", "sort")

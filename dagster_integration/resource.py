@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from dlt_runner import validate
 from dlt_runner.config import RunConfig
+from dlt_runner.dagster_integration.asset_source import AssetSource
 from dlt_runner.dagster_integration.assets import current_binding
 from dlt_runner.dagster_integration.interrupts import hand_back_interrupt
 from dlt_runner.dagster_integration.metadata import (
@@ -37,15 +38,14 @@ from dlt_runner.dagster_integration.metadata import (
     AssetTables,
     check_results,
     materialization_metadata,
+    row_counts,
     run_metadata,
 )
 from dlt_runner.dagster_integration.translator import DltRunnerTranslator
-from dlt_runner.dagster_integration.units import SourceUnit
 from dlt_runner.errors import RunCancelled, RunConfigError
+from dlt_runner.outcome import outcome_of
 from dlt_runner.report import RunReport
-from dlt_runner.retry import is_terminal
 from dlt_runner.scrub import SECRETS, learn_from_credentials
-from dlt_runner.tables import count_rows
 
 
 class DltRunnerEventIterator(Iterator[Any]):
@@ -68,7 +68,7 @@ class DltRunnerEventIterator(Iterator[Any]):
         return self
 
 
-class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
+class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
     """Runs dlt sources through the dlt-runner core; fields are the core's `RunConfig`."""
 
     # Dagster's `Config` drops unknown fields silently (dagster-io/dagster#30669): a typo such
@@ -207,23 +207,25 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         translator = translator or getattr(binding, "translator", None) or DltRunnerTranslator()
         template = getattr(binding, "template", None) if dlt_source is None else None
         try:
-            unit = SourceUnit.build(source, pipeline, translator, template)
+            bound = AssetSource.build(source, pipeline, translator, template)
         except RunConfigError as ex:
-            raise _failure(ex, None, retryable=False) from None
+            raise _failure(ex, None) from None
         except Exception as ex:  # a source factory that raised: its message may hold a secret
-            raise _failure(ex, None, retryable=not is_terminal(ex)) from None
-        return DltRunnerEventIterator(self._events(context, unit, run_kwargs))
+            raise _failure(ex, None) from None
+        return DltRunnerEventIterator(self._events(context, bound, run_kwargs))
 
-    def _events(self, context: Any, unit: SourceUnit, run_kwargs: dict[str, Any]) -> Iterator[Any]:
+    def _events(
+        self, context: Any, bound: AssetSource, run_kwargs: dict[str, Any]
+    ) -> Iterator[Any]:
         from dlt_runner.engine import Runner
 
         has_assets = bool(getattr(context, "has_assets_def", False))
-        keys = unit.selected_keys(context.selected_asset_keys if has_assets else None)
+        keys = bound.selected_keys(context.selected_asset_keys if has_assets else None)
         if self.destination_credentials is not None:
             run_kwargs.setdefault("credentials", self.destination_credentials)
-        runner = Runner(unit.pipeline, self.run_config())
+        runner = Runner(bound.pipeline, self.run_config())
         try:
-            runner.run(unit.data_factory(keys), run_key=_run_key(context, keys), **run_kwargs)
+            runner.run(bound.data_factory(keys), run_key=_run_key(context, keys), **run_kwargs)
         except RunCancelled as ex:
             report = _log(context, runner.report)
             yield from self._cancelled(context, ex, report, keys)
@@ -231,23 +233,21 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
         except Exception as ex:
             report = _log(context, runner.report)
             if report is not None and has_assets:
-                yield from self._failed_job_checks(context, unit, report, keys)
-            raise _failure(ex, report, retryable=not is_terminal(ex)) from None
+                yield from self._failed_job_checks(context, bound, report, keys)
+            raise _failure(ex, report) from None
         report = _log(context, runner.report)
         assert report is not None
-        assets = [AssetTables.of(key, unit.pipeline, unit.table(key)) for key in keys]
-        # one destination round trip for every table, not one per asset
-        row_counts = count_rows(unit.pipeline, [a.table for a in assets]) if (
-            self.fetch_row_count) else {}
+        assets = [AssetTables.of(key, bound.pipeline, bound.resource(key)) for key in keys]
+        counts = row_counts(bound.pipeline, assets) if self.fetch_row_count else {}
         for key, asset in zip(keys, assets, strict=True):
-            metadata = materialization_metadata(report, unit.pipeline, asset,
-                                                row_counts.get(asset.table))
+            metadata = materialization_metadata(report, bound.pipeline, asset,
+                                                counts.get(asset.table))
             if has_assets:
                 yield MaterializeResult(
                     asset_key=key,
                     metadata=metadata,
                     check_results=check_results(
-                        report, unit.pipeline, asset, _selected_checks(context, key)
+                        report, bound.pipeline, asset, _selected_checks(context, key)
                     ),
                 )
             else:
@@ -269,14 +269,14 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc]
 
     @staticmethod
     def _failed_job_checks(
-        context: Any, unit: SourceUnit, report: RunReport, keys: list[AssetKey]
+        context: Any, bound: AssetSource, report: RunReport, keys: list[AssetKey]
     ) -> Iterator[Any]:
         """Failed jobs surface on their assets' check before the step fails."""
         for key in keys:
             if FAILED_JOBS_CHECK not in _selected_checks(context, key):
                 continue
-            asset = AssetTables.of(key, unit.pipeline, unit.table(key))
-            for result in check_results(report, unit.pipeline, asset, [FAILED_JOBS_CHECK]):
+            asset = AssetTables.of(key, bound.pipeline, bound.resource(key))
+            for result in check_results(report, bound.pipeline, asset, [FAILED_JOBS_CHECK]):
                 if not result.passed:
                     yield result
 
@@ -339,9 +339,15 @@ def _learn_store_secrets(value: Any) -> None:
     learn_from_credentials(parameters)
 
 
-def _failure(ex: BaseException, report: Optional[RunReport], retryable: bool) -> Failure:
+def _failure(
+    ex: BaseException, report: Optional[RunReport], retryable: Optional[bool] = None
+) -> Failure:
     """A scrubbed `Failure`; the original exception stays out of Dagster's event log (its
-    message may carry a secret the runner knows), its scrubbed traceback goes into metadata."""
+    message may carry a secret the runner knows), its scrubbed traceback goes into metadata.
+    `retryable` overrides the outcome's (a drain Dagster did not ask for may be retried)."""
+    outcome = outcome_of(ex)
+    if retryable is None:
+        retryable = outcome.kind == "retryable"
     metadata: Mapping[str, Any] = {
         **(run_metadata(report) if report is not None else {}),
         "error": MetadataValue.json(SECRETS.scrub(report.error) if report and report.error
@@ -351,11 +357,11 @@ def _failure(ex: BaseException, report: Optional[RunReport], retryable: bool) ->
         ),
         "retryable": retryable,
     }
-    kind = "was cancelled" if isinstance(ex, RunCancelled) else (
+    kind = "was cancelled" if outcome.kind == "cancelled" else (
         "failed (retryable)" if retryable else "failed terminally (not retried)"
     )
     return Failure(
-        description=f"dlt run {kind}: {SECRETS.scrub_text(str(ex))[:4000]}",
+        description=f"dlt run {kind}: {outcome.message}",
         metadata=metadata,
         allow_retries=retryable,
     )

@@ -35,6 +35,18 @@ def test_importing_the_operator_imports_neither_dlt_nor_duckdb() -> None:
     assert out == "[]"
 
 
+def test_the_package_root_exports_the_operator_group_and_hook_without_dlt() -> None:
+    probe = (
+        "import sys; from dlt_runner.airflow_provider import DltRunOperator, DltRunTaskGroup,"
+        " DltDestinationHook; from dlt_runner.airflow_provider.operators import DltRunOperator"
+        " as op; assert DltRunOperator is op;"
+        "print(sorted(m for m in ('dlt', 'duckdb') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env=os.environ.copy()).stdout.strip()
+    assert out == "[]"
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [

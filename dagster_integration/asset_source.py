@@ -1,4 +1,6 @@
-"""`SourceUnit`: a dlt source as a set of Dagster assets, and the data the runner extracts.
+"""`AssetSource`: a dlt source bound to Dagster asset specs, and the data the runner extracts.
+
+(A decomposition `Unit` is something else: a group of resources run in its own pipeline.)
 
 The source given at definition time is a template: it is never extracted itself. Every
 extract attempt gets a fresh clone (or a fresh call of the factory), restricted to the
@@ -10,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Set
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dagster import AssetKey, AssetSpec
 
@@ -18,22 +20,24 @@ from dlt_runner.dagster_integration.translator import DltResourceTranslatorData
 from dlt_runner.decompose import source_template
 from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import install_tracker
-from dlt_runner.source import is_factory, resolve
-from dlt_runner.tables import table_of
+from dlt_runner.source import is_factory, per_attempt, resolve
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 
 @dataclass
-class SourceUnit:
+class AssetSource:
     source: Any
     """A `DltSource`, or a zero-argument factory returning one."""
     template: Any
-    pipeline: Any
+    pipeline: "Pipeline"
     specs: dict[str, AssetSpec]
     """Asset spec per resource name (the source's selected resources, in source order)."""
 
     @classmethod
-    def build(cls, source: Any, pipeline: Any, translator: Any,
-              template: Any = None) -> "SourceUnit":
+    def build(cls, source: Any, pipeline: "Pipeline", translator: Any,
+              template: Any = None) -> "AssetSource":
         """`template`: the source's shape when the caller already has it (no factory call)."""
         source = checked_factory(source)
         if template is None:
@@ -62,26 +66,24 @@ class SourceUnit:
         """The keys to load: all, or those of a Dagster subset selection (in source order)."""
         return [k for k in self.keys() if selected is None or k in selected]
 
-    def table(self, key: AssetKey) -> str:
-        return table_of(self.pipeline, self.template.resources[self._name(key)])
+    def resource(self, key: AssetKey) -> Any:
+        """The dlt resource behind an asset (its shape, from the template)."""
+        return self.template.resources[self._name(key)]
 
     def data_factory(self, keys: list[AssetKey]) -> Callable[[], Any]:
         """What the runner extracts: a fresh source per attempt, only the selected resources."""
         names = [self._name(k) for k in keys]
-        subset = len(names) < len(self.specs)
-        source = self.source
-
-        def data() -> Any:
-            fresh = self.template.clone() if source is self.template else source()
-            return fresh.with_resources(*names) if subset else fresh
-
-        return data
+        return per_attempt(self.source, names if len(names) < len(self.specs) else None)
 
     def _name(self, key: AssetKey) -> str:
         for name, spec in self.specs.items():
             if spec.key == key:
                 return name
-        raise KeyError(f"asset {key.to_user_string()} is not a resource of this dlt source")
+        raise RunConfigError(
+            "dlt_source", f"asset {key.to_user_string()} is not a resource of this dlt source",
+            "pass the source the assets were made from (or leave dlt_source out inside"
+            " @dlt_runner_assets)",
+        )
 
 
 def template_of(source: Any, field: str = "dlt_source") -> Any:
@@ -117,7 +119,7 @@ def _source_of(data: Any, field: str) -> Any:
     return data
 
 
-def check_pipeline(pipeline: Any) -> None:
+def check_pipeline(pipeline: "Pipeline") -> None:
     from dlt.pipeline.pipeline import Pipeline
 
     if not isinstance(pipeline, Pipeline):
@@ -128,7 +130,7 @@ def check_pipeline(pipeline: Any) -> None:
         )
 
 
-def _destination(pipeline: Any) -> Any:
+def _destination(pipeline: "Pipeline") -> Any:
     try:
         return pipeline.destination
     except Exception:
