@@ -253,7 +253,7 @@ def shared_destination(template: "Pipeline") -> Any:
     destination = template.destination
     if destination.destination_type != "dlt.destinations.duckdb":
         return destination
-    from dlt_runner.duckdb_lock import serialized_duckdb
+    from dlt_runner.decompose.duckdb_lock import serialized_duckdb
 
     if isinstance(destination, serialized_duckdb):
         return destination

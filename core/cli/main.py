@@ -28,8 +28,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from dlt_runner.cli.project import DEFAULT_CONFIG, PipelineSpec, Project, load_project
 from dlt_runner.errors import RunConfigError
-from dlt_runner.project import DEFAULT_CONFIG, PipelineSpec, Project, load_project
 from dlt_runner.scrub import SECRETS
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = project.pipeline(args.target)
     _apply_overrides(spec, args)
     _import_paths(project)
-    from dlt_runner.launch import check_spec
+    from dlt_runner.cli.launch import check_spec
 
     problems = check_spec(spec)
     if problems:
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _execute(spec: PipelineSpec, args: argparse.Namespace) -> int:
-    from dlt_runner.launch import build_pipeline, build_runner, data_factory
+    from dlt_runner.cli.launch import build_pipeline, build_runner, data_factory
     from dlt_runner.log import progress_collector
 
     period = args.progress_period or (1.0 if sys.stderr.isatty() else 10.0)
@@ -190,8 +190,8 @@ def _apply_source_args(spec: PipelineSpec, args: argparse.Namespace) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     """The units a source decomposes into (`dlt_runner.decompose`), e.g. to write `units=`
     for an Airflow task group so the DAG parse does not call the source."""
+    from dlt_runner.cli.launch import data_factory
     from dlt_runner.decompose import decompose
-    from dlt_runner.launch import data_factory
 
     if ":" in args.target:
         if not args.pipeline_name:
@@ -218,7 +218,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 # --- validate, health, pending, traces ---------------------------------------------------------
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from dlt_runner.launch import check_spec
+    from dlt_runner.cli.launch import check_spec
 
     project = load_project(args.file or args.config)
     _import_paths(project)
@@ -240,7 +240,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     import time
 
-    from dlt_runner.launch import build_pipeline
+    from dlt_runner.cli.launch import build_pipeline
 
     project = _project_or_fail(args)
     names = [args.pipeline] if args.pipeline else sorted(project.pipelines)
@@ -272,8 +272,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_pending(args: argparse.Namespace) -> int:
     """Pending packages in this worker's folder, and rows in the destination dlt never
     recorded (a worker killed mid-load that never came back); `--discard` deletes those."""
+    from dlt_runner.cli.launch import build_pipeline
     from dlt_runner.errors import abort_command
-    from dlt_runner.launch import build_pipeline
     from dlt_runner.packages import keep_pending
     from dlt_runner.stale import discard_uncommitted, uncommitted
 
@@ -330,7 +330,7 @@ def cmd_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
-    from dlt_runner.launch import build_pipeline
+    from dlt_runner.cli.launch import build_pipeline
     from dlt_runner.traces import TraceStore
 
     project = _project_or_fail(args)
