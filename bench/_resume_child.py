@@ -18,9 +18,9 @@ os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 os.environ.setdefault("LOAD__WORKERS", "2")
 
 import dlt
+from _sinks import slow_duckdb
 
 from dlt_runner import runner
-from tests.core.faults import slow_duckdb
 
 TABLES, ROWS = 6, 4_000
 extracted = {"rows": 0}

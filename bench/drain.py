@@ -20,14 +20,15 @@ from pathlib import Path
 
 import _common
 from _common import Targets, machine, median, table
+from _sinks import read_job_log
 
-from tests.core.faults import read_job_log
+CHILD = str(Path(__file__).with_name("_drain_child.py"))
 
 
 def one_drain(work: Path) -> tuple[float, float, int, int]:
     """(seconds to exit, longest in-flight job's remaining seconds, in flight, started after)."""
     env = {**os.environ, "PYTHONPATH": _common.REPO}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.slow_child", str(work)],
+    proc = subprocess.Popen([sys.executable, CHILD, str(work)],
                             cwd=_common.REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     log = work / "jobs.log"

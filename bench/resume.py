@@ -18,8 +18,7 @@ from pathlib import Path
 
 import _common
 from _common import Targets, machine, median, table
-
-from tests.core.faults import read_job_log
+from _sinks import read_job_log
 
 CHILD = str(Path(__file__).with_name("_resume_child.py"))
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import PostgresServer, start_postgres
-from tests.s3 import S3Server, start_s3
+from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.s3 import S3Server, start_s3
 
 _SIGNAL_HANDLERS = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
@@ -59,7 +59,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """A real S3 API server (moto) on loopback with an empty bucket `tests.s3.BUCKET`."""
+    """A real S3 API server (moto) on loopback with an empty bucket `tests.support.s3.BUCKET`."""
     server = start_s3()
     try:
         yield server

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tests.airflow.celery_stack import CeleryStack
 from tests.airflow.conftest import REPO
-from tests.gate import query
-from tests.postgres import start_postgres
-from tests.redis_server import start_redis
+from tests.support.gate import query
+from tests.support.postgres import start_postgres
+from tests.support.redis_server import start_redis
 
 DAGS = REPO / "tests" / "airflow" / "celery_dags"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 
 from tests.airflow.stack import AirflowStack
-from tests.postgres import PostgresServer
-from tests.redis_server import RedisServer
+from tests.support.postgres import PostgresServer
+from tests.support.redis_server import RedisServer
 
 HEARTBEAT_TIMEOUT = 12
 """Seconds without a task heartbeat before the scheduler fails the try (Airflow's default: 300)."""

@@ -18,7 +18,7 @@ import pytest
 
 from dlt_runner import RunnerCallbacks
 from tests.airflow.conftest import one_task_dag, only_ti, serialized
-from tests.core.faults import query
+from tests.support.faults import query
 
 PIPELINE, DATASET, ROWS = "af_bad_input", "shop", 5
 NOT_A_FACTORY = {"what": "a dict, not a source"}

@@ -1,7 +1,7 @@
 """The operator on Airflow's CeleryExecutor: two workers, each its own pipelines folder (two
 machines), a Redis broker, PostgreSQL for Airflow's metadata and as the destination.
 
-A worker is killed mid-load at a `tests.gate.Gate` on the dataset's `_dlt_loads` table: the
+A worker is killed mid-load at a `tests.support.gate.Gate` on the dataset's `_dlt_loads` table: the
 load jobs commit their rows, then dlt's insert of the load record waits. That is the widest
 window of a load (every row in, none recorded), and the test knows when a try is in it.
 
@@ -22,9 +22,9 @@ from tests.airflow.celery_stack import CeleryStack
 from tests.airflow.conftest import REPO
 from tests.e2e import world
 from tests.e2e.crash_run import destination_problems, folder_problems
-from tests.gate import Gate, query
-from tests.postgres import PostgresServer
-from tests.redis_server import RedisServer, start_redis
+from tests.support.gate import Gate, query
+from tests.support.postgres import PostgresServer
+from tests.support.redis_server import RedisServer, start_redis
 
 pytestmark = [pytest.mark.heavy, pytest.mark.timeout(600)]  # `make test-heavy`
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.airflow.conftest import DAGS
-from tests.core.faults import query
+from tests.support.faults import query
 
 
 def _dag(module: str) -> Any:

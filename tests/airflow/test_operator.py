@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.airflow.conftest import REPO, one_task_dag, only_ti, serialized
-from tests.core.faults import FaultPlan, faulty_duckdb, ids_in
-from tests.postgres import PostgresServer
+from tests.support.faults import FaultPlan, faulty_duckdb, ids_in
+from tests.support.postgres import PostgresServer
 
 
 def _rows(rows: list[dict[str, Any]]) -> Any:

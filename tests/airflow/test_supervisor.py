@@ -20,7 +20,7 @@ import pytest
 
 from tests.airflow.conftest import REPO
 from tests.airflow.stack import AirflowStack, wait_pid_gone
-from tests.core.faults import ids_in, query, read_job_log
+from tests.support.faults import ids_in, query, read_job_log
 
 pytestmark = pytest.mark.heavy  # `make test-heavy`
 

@@ -18,7 +18,7 @@ from dlt_runner.airflow_provider.task_group import DltRunTaskGroup
 from dlt_runner.decompose import decompose
 from dlt_runner.validate import RunConfigError
 from tests.airflow.conftest import DAGS, REPO
-from tests.core.faults import query
+from tests.support.faults import query
 
 UNIT_TASKS = ["customers", "products", "orders", "payments", "stores"]
 TABLES = ["customers", "products", "orders", "payments", "stores", "store_items"]

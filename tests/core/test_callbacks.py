@@ -13,7 +13,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.trace import PipelineTrace
 
 from dlt_runner import RunConfig, RunnerCallbacks, RunReport, runner
-from tests.core.faults import FaultPlan, faulty_duckdb, ids_in
+from tests.support.faults import FaultPlan, faulty_duckdb, ids_in
 
 
 class Recorder(RunnerCallbacks):

@@ -14,7 +14,7 @@ import pytest
 from dlt.common.runtime import signals
 
 from dlt_runner import RunCancelled, runner
-from tests.core.faults import ids_in, read_job_log, slow_duckdb, slow_source
+from tests.support.faults import ids_in, read_job_log, slow_duckdb, slow_source
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_cancel_from_another_thread_drains_and_the_next_run_loads_the_rest(
     log = read_job_log(tmp_path / "jobs.log")
     assert [e for _, e, _ in log].count("START") == 2 == [e for _, e, _ in log].count("END")
     # the trace of the drained attempt was stored, and dlt's flag is clean again
-    from tests.core.faults import query
+    from tests.support.faults import query
 
     assert query(tmp_path / "t.duckdb", "SELECT status FROM tr.cancel_thread_trace") == [
         ("cancelled",)

@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 from dlt_runner.cli import ExitCode
-from tests.core.faults import ids_in, query, read_job_log
-from tests.postgres import PostgresServer
+from tests.support.faults import ids_in, query, read_job_log
+from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "dlt-runner")
@@ -34,9 +34,9 @@ pipelines:
     run_config:
       store_trace_info: true
   sink:
-    source: tests.core.faults:slow_incremental_source
+    source: tests.support.faults:slow_incremental_source
     source_args: {tables: 6, rows: 5}
-    destination: tests.core.cli_faults:sink
+    destination: tests.support.cli_faults:sink
     pipelines_dir: pipelines
 """
 

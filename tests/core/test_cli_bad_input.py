@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dlt_runner.cli import ExitCode
-from tests.core.faults import ids_in
 from tests.core.test_cli import cli
+from tests.support.faults import ids_in
 
 GOOD = """
 pipelines:

@@ -27,7 +27,7 @@ from dlt_runner.decompose import (
     unit_source,
 )
 from dlt_runner.validate import RunConfigError
-from tests.core.faults import query
+from tests.support.faults import query
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "example_dags"))
 from marketplace_source import INDEPENDENT, marketplace_source

@@ -13,7 +13,7 @@ import pytest
 
 from dlt_runner import RunCancelled, RunConfig, Runner
 from dlt_runner.duckdb_lock import serialized_duckdb
-from tests.core.faults import query
+from tests.support.faults import query
 
 HOLDER = """
 import sys, time

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.core.faults import query
+from tests.support.faults import query
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_dags" / "core_example.py"
 

@@ -18,7 +18,7 @@ from dlt_runner.engine import DataFactoryError
 from dlt_runner.notify import SlackNotifier, WebhookNotifier, notifier_from_dict
 from dlt_runner.scrub import learn_from_credentials
 from dlt_runner.validate import RunConfigError
-from tests.core.faults import FaultPlan, faulty_duckdb
+from tests.support.faults import FaultPlan, faulty_duckdb
 
 
 class Receiver(ThreadingHTTPServer):

@@ -18,7 +18,7 @@ from dlt.common.storages import LoadStorage
 from dlt_runner import runner
 from dlt_runner.errors import PendingPackageError
 from dlt_runner.packages import keep_pending, pending_load_ids
-from tests.core.faults import ids_in
+from tests.support.faults import ids_in
 
 
 def _pipeline(tmp_path: Path, pipelines_dir: str) -> Any:

@@ -14,7 +14,7 @@ import dlt
 import pytest
 
 from dlt_runner import runner
-from tests.core.faults import ids_in, query
+from tests.support.faults import ids_in, query
 
 CRASHING_CHILD = textwrap.dedent(
     """

@@ -11,7 +11,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from dlt_runner import RunConfigError, TerminalPackageError, runner
-from tests.core.faults import FaultPlan, faulty_duckdb, ids_in, query
+from tests.support.faults import FaultPlan, faulty_duckdb, ids_in, query
 
 
 def _counting_source(n: int, counter: dict[str, int], fail_extract_times: int = 0) -> Any:

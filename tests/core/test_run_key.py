@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 
 from dlt_runner import runner
-from tests.core.faults import ids_in
+from tests.support.faults import ids_in
 
 CHILD = textwrap.dedent("""
     import json, os, sys

@@ -17,7 +17,7 @@ from dlt.common.destination.exceptions import (
 
 from dlt_runner import TerminalPackageError, runner
 from dlt_runner.scrub import SECRETS, learn_from_credentials
-from tests.core.faults import query
+from tests.support.faults import query
 
 PLANTED = "pl4nted-S3cret-7f1c9a"
 

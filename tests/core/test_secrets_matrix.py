@@ -43,7 +43,7 @@ from dlt_runner.launch import build_pipeline, build_runner, check_spec, data_fac
 from dlt_runner.project import load_project
 from dlt_runner.scrub import SECRETS, SecretRegistry, learn_from_credentials
 from dlt_runner.validate import RunnerError
-from tests.postgres import PostgresServer
+from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "dlt-runner")

@@ -17,9 +17,9 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt_runner import RunConfigError, runner
 from dlt_runner.errors import CorruptCheckpoint, StateStoreError
 from dlt_runner.retry import is_terminal
-from tests.core.faults import FaultPlan, faulty_duckdb
-from tests.postgres import _free_port
-from tests.s3 import BUCKET, S3Server
+from tests.support.faults import FaultPlan, faulty_duckdb
+from tests.support.postgres import _free_port
+from tests.support.s3 import BUCKET, S3Server
 
 
 def _pipeline(tmp_path: Path, worker: str, destination: Any = None) -> Any:

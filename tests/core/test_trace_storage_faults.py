@@ -24,7 +24,7 @@ import pytest
 from dlt.common.destination.exceptions import DestinationTransientException
 
 from dlt_runner import RunConfig, Runner, RunnerCallbacks, runner
-from tests.core.faults import query
+from tests.support.faults import query
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from dlt_runner import runner
 from dlt_runner.traces import trace_table_name
-from tests.core.faults import query
+from tests.support.faults import query
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "dlt-runner")

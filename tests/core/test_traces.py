@@ -8,7 +8,7 @@ from pathlib import Path
 import dlt
 
 from dlt_runner import runner
-from tests.core.faults import query
+from tests.support.faults import query
 
 
 def test_traces_go_next_to_the_data_one_row_per_attempt_as_json(

@@ -26,8 +26,8 @@ from dagster import (
 )
 
 from dlt_runner.dagster_integration import DltRunnerResource, dlt_runner_assets
-from tests.core.faults import slow_duckdb, slow_incremental_source
 from tests.dagster.runs import execute
+from tests.support.faults import slow_duckdb, slow_incremental_source
 
 TABLES, ROWS, JOB_SECONDS = 8, 10, 3.0
 

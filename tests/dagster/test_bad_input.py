@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from dlt_runner.dagster_integration import DltRunnerResource, dlt_runner_assets
 from dlt_runner.validate import RunConfigError
-from tests.core.faults import query
+from tests.support.faults import query
 
 
 @dlt.source(name="items")

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from tests.core.faults import ids_in, query, read_job_log
 from tests.dagster.cancel_job import ROWS, TABLES
+from tests.support.faults import ids_in, query, read_job_log
 
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = 3

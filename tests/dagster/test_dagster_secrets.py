@@ -33,7 +33,7 @@ from dlt_runner.dagster_integration import (
     DltRunnerResource,
     dlt_runner_assets,
 )
-from tests.core.faults import FaultPlan, faulty_duckdb
+from tests.support.faults import FaultPlan, faulty_duckdb
 
 
 def _token(kind: str) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType, DagsterInstance, execute_job, materialize, reconstructable
 
-from tests.core.faults import query
 from tests.dagster.conftest import metadata_values
 from tests.dagster.decomposed_job import get_job
+from tests.support.faults import query
 
 UNIT_STEPS = ["marketplace_assets__customers", "marketplace_assets__products",
               "marketplace_assets__orders", "marketplace_assets__payments",

@@ -15,8 +15,8 @@ import pytest
 from dagster import AssetKey, materialize
 
 from dlt_runner.dagster_integration import FAILED_JOBS_CHECK, SCHEMA_DRIFT_CHECK
-from tests.core.faults import query
 from tests.dagster.conftest import EXAMPLES, metadata_values
+from tests.support.faults import query
 
 ORDERS, CUSTOMERS = AssetKey("dlt_shop_orders"), AssetKey("dlt_shop_customers")
 

@@ -27,8 +27,8 @@ from dlt_runner.dagster_integration import (
     DltRunnerTranslator,
     dlt_runner_assets,
 )
-from tests.core.faults import FaultPlan, faulty_duckdb, ids_in, query
-from tests.postgres import PostgresServer
+from tests.support.faults import FaultPlan, faulty_duckdb, ids_in, query
+from tests.support.postgres import PostgresServer
 
 
 @dlt.source(name="items")

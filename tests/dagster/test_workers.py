@@ -3,7 +3,7 @@
 As with one pod per step on Kubernetes: the multiprocess executor starts a new process for the
 step's RetryPolicy retry, and `tests.dagster.workers_job` gives every step process its own
 `pipelines_dir`. Only the state store joins the tries. The step is SIGKILLed once every row of
-its load is in PostgreSQL and dlt's load record waits at a `tests.gate.Gate`.
+its load is in PostgreSQL and dlt's load record waits at a `tests.support.gate.Gate`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from tests.dagster.workers_job import PIPELINE
 from tests.e2e import world
 from tests.e2e.crash_run import destination_problems
-from tests.gate import Gate, query
-from tests.postgres import PostgresServer
+from tests.support.gate import Gate, query
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.heavy  # `make test-heavy`
 

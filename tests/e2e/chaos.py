@@ -17,7 +17,7 @@ from typing import Optional
 
 from tests.e2e.harness import DESTINATIONS, KINDS, STEPS, Case, Outcome, run_case, sample_cases
 from tests.e2e.zygote import Lanes, Zygote
-from tests.postgres import PostgresServer, start_postgres
+from tests.support.postgres import PostgresServer, start_postgres
 
 
 def main(argv: Optional[list[str]] = None) -> int:

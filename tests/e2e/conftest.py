@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.workers_chaos import LEASE_TTL
 from tests.e2e.zygote import Zygote
-from tests.s3 import S3Server
+from tests.support.s3 import S3Server
 
 
 @pytest.fixture(scope="module")

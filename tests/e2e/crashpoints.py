@@ -298,7 +298,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.scenarios:
         wanted = set(args.scenarios.split(","))
         scenarios = [s for s in scenarios if s.name in wanted]
-    from tests.postgres import start_postgres
+    from tests.support.postgres import start_postgres
 
     postgres = start_postgres() if any(s.destination == "postgres" for s in scenarios) else None
     sweep = Sweep(args.lanes, postgres, args.keep)

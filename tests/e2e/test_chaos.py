@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.harness import Case, run_case, sample_cases
 from tests.e2e.zygote import Zygote
-from tests.postgres import PostgresServer
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.heavy  # `make test-heavy`
 

@@ -29,7 +29,7 @@ from tests.e2e.crashpoints import (
     all_scenarios,
 )
 from tests.e2e.mutations import STEPS
-from tests.postgres import PostgresServer
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.heavy  # `make test-heavy`
 

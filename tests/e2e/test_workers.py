@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.zygote import Zygote
-from tests.postgres import PostgresServer
-from tests.s3 import BUCKET, S3Server
+from tests.support.postgres import PostgresServer
+from tests.support.s3 import BUCKET, S3Server
 
 JOBS = "tests.e2e.crash_run"
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.workers_chaos import COMBOS, Case, run_case, sample_cases
 from tests.e2e.zygote import Zygote
-from tests.postgres import PostgresServer
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.heavy  # `make test-heavy`
 

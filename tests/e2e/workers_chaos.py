@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tests.e2e.zygote import Lanes, Zygote
-from tests.postgres import PostgresServer, start_postgres
+from tests.support.postgres import PostgresServer, start_postgres
 
 JOBS = "tests.e2e.crash_run"
 WORKERS = ("a", "b", "c")

@@ -13,7 +13,7 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from dlt_runner.airflow_provider.operators import DltRunOperator
-from tests.core.faults import slow_duckdb, slow_incremental_source
+from tests.support.faults import slow_duckdb, slow_incremental_source
 
 WORK = Path(os.environ.get("SUPERVISED_WORKDIR", "/tmp/dlt-runner-supervised"))
 TABLES, ROWS = 8, 10

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.postgres import _free_port
+from tests.support.postgres import _free_port
 
 BUCKET = "dlt-runner-tests"
 

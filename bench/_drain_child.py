@@ -1,6 +1,6 @@
 """A process loading 8 slow jobs (one per table) with 3 workers, for SIGTERM drain tests.
 
-    python -m tests.e2e.slow_child WORKDIR [resume]
+    python bench/_drain_child.py WORKDIR [resume]
 `resume` only finalizes what is pending (the source is not incremental).
 Exit codes: 0 success, 3 cancelled (drained); the RunReport goes to WORKDIR/report.json.
 WORKDIR/signalled appears once the first signal was handled: a test sends its second one only
@@ -20,10 +20,10 @@ os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")  # see tests
 os.environ["LOAD__WORKERS"] = "3"
 
 import dlt
+from _sinks import slow_duckdb, slow_source
 from dlt.common.runtime import signals
 
 from dlt_runner import RunCancelled, runner
-from tests.core.faults import slow_duckdb, slow_source
 
 TABLES, ROWS, JOB_SECONDS = 8, 10, 2.0
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.postgres import _free_port
+from tests.support.postgres import _free_port
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Destinations for command-line tests, importable as "tests.core.cli_faults:<name>".
+"""Destinations for command-line tests, importable as "tests.support.cli_faults:<name>".
 
 A config file cannot hand a FaultPlan to a subprocess, so the faults come from environment
 variables: CLI_SINK_DB (the DuckDB file rows land in), CLI_FAULT ("terminal" or "transient":
@@ -18,7 +18,7 @@ from dlt.common.destination.exceptions import (
     DestinationTransientException,
 )
 
-from tests.core.faults import _append, _log
+from tests.support.faults import _append, _log
 
 
 @dlt.destination(batch_size=10_000, name="cli_sink", loader_file_format="typed-jsonl")
