@@ -328,18 +328,21 @@ def _run_config(
 ) -> RunConfig:
     """One `RunConfig` from `run_config` and the keywords that override it."""
     if isinstance(base, RunConfig):
-        fields = {name: getattr(base, name) for name in SETTINGS}
-        policy = base.retry_policy
+        fields = {name: getattr(base, name) for name in RunConfig.names()}
     elif base is None or isinstance(base, Mapping):
         fields = dict(base or {})
         RunConfig.refuse_unknown(fields, "run_config.")
-        policy = fields.pop("retry_policy", None)
-        fields.pop("drain_deadline", None)  # execution_timeout and drain_margin set it
     else:
         raise RunConfigError(
             "run_config", f"expected a RunConfig or a mapping, got {type(base).__name__}",
             "pass dlt_runner.RunConfig(...) or a dict of its fields",
         )
+    if fields.pop("drain_deadline", None) is not None:
+        raise RunConfigError(
+            "run_config.drain_deadline", "the task's drain deadline follows its timeout",
+            "set execution_timeout on the task (the drain starts drain_margin before it)",
+        )
+    policy = fields.pop("retry_policy", None)
     if dlt_retry_policy is not None:
         policy = check_policy(dlt_retry_policy, "dlt_retry_policy")
     return RunConfig.build({**fields, **settings, "retry_policy": policy})

@@ -67,6 +67,7 @@ def test_the_package_root_exports_the_operator_group_and_hook_without_dlt() -> N
         ({"run_config": {"retries": 3}}, "run_config.retries"),
         ({"run_config": {"lock_timeout": -1}}, "lock_timeout"),
         ({"run_config": ["load"]}, "run_config"),
+        ({"run_config": {"drain_deadline": 30}}, "run_config.drain_deadline"),
         ({"lock_timout": 5}, "lock_timout"),
     ],
 )
