@@ -438,17 +438,19 @@ def matrix(
     yield matrix
 
 
+NOT_RUNNER_BUILT = {3, 12}
+"""Vectors whose run raises dlt's `PipelineStepFailed`, re-raised unchanged: their "exception"
+cell is not the runner's contract (see the module docstring), so it is not a cell;
+`test_every_run_reached_its_outputs` checks that exactly these raised it."""
 CELLS = [pytest.param(v, o, id=f"v{v:02d}-{name}--{o}")
-         for v, name in VECTORS.items() for o in OUTPUTS]
+         for v, name in VECTORS.items() for o in OUTPUTS
+         if not (o == "exception" and v in NOT_RUNNER_BUILT)]
 
 
 @pytest.mark.parametrize("vector, output", CELLS)
 def test_no_token_and_no_piece_of_one_in_any_output(
     matrix: Matrix, vector: int, output: str
 ) -> None:
-    if output == "exception" and vector in matrix.not_runner_built:
-        pytest.skip(f"n/a: the run raised {matrix.not_runner_built[vector]}, which the runner"
-                    " did not build and re-raises unchanged (see the module docstring)")
     leaks = matrix.leaks(vector, output)
     assert not leaks, (f"vector {vector} ({VECTORS[vector]}) leaks into {output}:\n"
                        + "\n".join(leaks))
@@ -468,7 +470,7 @@ def test_every_run_reached_its_outputs(matrix: Matrix) -> None:
     assert all(f'"X-Hook-Token": "{matrix.tokens[15][1]}"' in h
                for _, h in outputs["_webhook_headers"])  # the header secret really went out
     assert [w for w, _ in outputs["exception"]] == [f"api/{k}" for k in keys if k != "env"]
-    assert set(matrix.not_runner_built) == {3, 12}  # dlt's PipelineStepFailed, re-raised
+    assert set(matrix.not_runner_built) == NOT_RUNNER_BUILT  # dlt's PipelineStepFailed
     for where, codes in outputs["_exit_codes"]:
         as_json, as_text, traces = codes.split()
         assert as_json != "0" and as_text != "0" and traces == "0", (where, codes)
