@@ -40,15 +40,15 @@ def slow_duckdb(db_path: Path, delay: float, log_path: Path, name: str = "slow_d
 
     @dlt.destination(batch_size=10_000, name=name, loader_file_format="typed-jsonl")
     def sink(items: list[dict[str, Any]], table: Any) -> None:
-        _log(log_path, "START", table["name"])
+        log_job(log_path, "START", table["name"])
         time.sleep(delay)
         append_rows(db_path, table["name"], items)
-        _log(log_path, "END", table["name"])
+        log_job(log_path, "END", table["name"])
 
     return sink
 
 
-def _log(path: Path, event: str, table: str) -> None:
+def log_job(path: Path, event: str, table: str) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(f"{time.time():.6f} {event} {table}\n")
 

@@ -18,7 +18,7 @@ from dlt.common.destination.exceptions import (
     DestinationTransientException,
 )
 
-from tests.support.faults import _append, _log
+from tests.support.faults import append_rows, log_job
 
 
 @dlt.destination(batch_size=10_000, name="cli_sink", loader_file_format="typed-jsonl")
@@ -30,8 +30,8 @@ def sink(items: list[dict[str, Any]], table: Any) -> None:
         raise DestinationTransientException("injected transient fault")
     log = os.environ.get("CLI_JOB_LOG")
     if log:
-        _log(Path(log), "START", table["name"])
+        log_job(Path(log), "START", table["name"])
     time.sleep(float(os.environ.get("CLI_JOB_SECONDS", "0")))
-    _append(Path(os.environ["CLI_SINK_DB"]), table["name"], items)
+    append_rows(Path(os.environ["CLI_SINK_DB"]), table["name"], items)
     if log:
-        _log(Path(log), "END", table["name"])
+        log_job(Path(log), "END", table["name"])

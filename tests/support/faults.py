@@ -14,10 +14,10 @@ from dlt.common.destination.exceptions import (
     DestinationTransientException,
 )
 
-from bench._sinks import append_rows, read_job_log, slow_duckdb, slow_source
+from bench._sinks import append_rows, log_job, read_job_log, slow_duckdb, slow_source
 
-__all__ = ["FaultPlan", "append_rows", "faulty_duckdb", "ids_in", "query", "read_job_log",
-           "slow_duckdb", "slow_incremental_source", "slow_source"]
+__all__ = ["FaultPlan", "append_rows", "faulty_duckdb", "ids_in", "log_job", "query",
+           "read_job_log", "slow_duckdb", "slow_incremental_source", "slow_source"]
 
 
 @dataclass
