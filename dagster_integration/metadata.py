@@ -123,8 +123,13 @@ def run_metadata(report: RunReport) -> dict[str, Any]:
 
 def trace_description(report: RunReport) -> str:
     """Where the trace went, without local paths: `<destination>:<dataset>.<table>`."""
+    from dlt_runner.traces import NOT_STORED
+
     if report.trace_table:
         return report.trace_table
+    if report.trace_location and report.trace_location.startswith(NOT_STORED):
+        # its reason may name a local file: the step log has it
+        return f"{NOT_STORED}: lost or waiting in a pending package (the step log says which)"
     if report.trace_location:
         return "kept in the pipeline working folder (traces/); the next trace store uploads it"
     return "not stored (store_trace_info is off)"

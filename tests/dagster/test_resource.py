@@ -290,3 +290,23 @@ def test_a_source_factory_that_raises_at_run_time_fails_through_the_runner_scrub
     logs = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
     out, err = capfd.readouterr()
     assert token not in logs and token not in out + err
+
+
+@pytest.mark.parametrize("location, table, shown", [
+    ("duckdb:shop_traces.shop_trace", "duckdb:shop_traces.shop_trace",
+     "duckdb:shop_traces.shop_trace"),
+    ("/work/pipelines/shop/traces/r_attempt_1_trace.json", None, "kept in the pipeline"),
+    ("not stored: the trace was lost (OSError: [Errno 27] File too large:"
+     " '/work/pipelines/shop/traces/r_attempt_1_trace.json')", None, "not stored: lost"),
+    (None, None, "not stored (store_trace_info is off)"),
+])
+def test_the_trace_metadata_says_where_the_trace_went_without_local_paths(
+    location: str | None, table: str | None, shown: str
+) -> None:
+    from dlt_runner.dagster_integration.metadata import trace_description
+    from dlt_runner.report import RunReport
+
+    report = RunReport(run_id="r", pipeline_name="shop", destination="duckdb",
+                       dataset_name="shop", trace_location=location, trace_table=table)
+    description = trace_description(report)
+    assert description.startswith(shown) and "/work/" not in description
