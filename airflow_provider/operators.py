@@ -105,6 +105,13 @@ class DltRunOperator(BaseOperator):
             validate.import_path(source, "source")
         self.run_config = _run_config(run_config, dlt_retry_policy, settings)
         self.destination = _destination(destination)
+        if destination_conn_id and not isinstance(destination, str):
+            raise RunConfigError(
+                "destination_conn_id", "would be ignored: the destination is a dlt destination"
+                " object, which brings its own credentials",
+                "pass destination as a type name ('postgres', 'duckdb', ...) to take the"
+                " credentials from the connection, or drop destination_conn_id",
+            )
         self.source_kwargs = source_arguments(source_kwargs)
         self.run_kwargs = _run_kwargs(run_kwargs)
         self.dataset_name = validate.dataset_name(dataset_name)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
 
 from tests.airflow.conftest import REPO, one_task_dag, only_ti, serialized
@@ -68,6 +69,8 @@ def test_the_package_root_exports_the_operator_group_and_hook_without_dlt() -> N
         ({"run_config": {"lock_timeout": -1}}, "lock_timeout"),
         ({"run_config": ["load"]}, "run_config"),
         ({"run_config": {"drain_deadline": 30}}, "run_config.drain_deadline"),
+        ({"destination": dlt.destinations.duckdb(":memory:"), "destination_conn_id": "wh"},
+         "destination_conn_id"),
         ({"lock_timout": 5}, "lock_timout"),
     ],
 )
