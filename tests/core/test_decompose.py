@@ -169,6 +169,7 @@ def _check_complete(count: Callable[[str], list[tuple[Any, ...]]], dataset: str,
 # DuckDB: parallel units into one file run under Dagster's multiprocess executor and Airflow's
 # LocalExecutor (tests/dagster/test_decomposition.py, tests/airflow/test_supervisor.py);
 # PostgreSQL, where parallel first loads really race, gets the processes here
+@pytest.mark.heavy  # unit processes racing on PostgreSQL (~90 s)
 @pytest.mark.parametrize("destination", ["postgres"])
 def test_units_run_in_parallel_from_empty_load_every_row_once_and_keep_their_own_state(
     destination: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -50,6 +50,7 @@ def _events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> l
     return [e for e in instance.all_logs(run_id, of_type=kind)]
 
 
+@pytest.mark.heavy  # a multiprocess Dagster run, terminated (~75 s)
 def test_terminate_drains_ends_canceled_without_retry_and_the_next_run_finalizes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,7 @@ def _step_times(instance: DagsterInstance, run_id: str) -> dict[str, tuple[float
     return {step: (starts[step], ends[step]) for step in starts}
 
 
+@pytest.mark.heavy  # a multiprocess Dagster run (~75 s)
 def test_units_are_steps_the_first_alone_then_the_rest_in_parallel(
     load_defs: Callable[..., ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
