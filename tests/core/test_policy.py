@@ -99,6 +99,38 @@ def test_run_config_from_dict_rejects_unknown_fields() -> None:
     }
 
 
+def test_runner_takes_the_config_fields_and_refuses_others(tmp_path: Any) -> None:
+    import dlt
+
+    from dlt_runner import Runner, runner
+
+    pipeline = dlt.pipeline("policy_kwargs", destination="duckdb",
+                            pipelines_dir=str(tmp_path))
+    built = runner(pipeline, lock_timeout=7, on_stale_package="fail")
+    assert (built.config.lock_timeout, built.config.on_stale_package) == (7, "fail")
+    shared = RunConfig(retry_pipeline_steps=("extract", "load"))
+    assert runner(pipeline, shared).config is shared
+    with pytest.raises(RunConfigError) as exc_info:
+        runner(pipeline, retries=3)
+    assert exc_info.value.field == "retries" and "'retry_policy'" in exc_info.value.fix
+    with pytest.raises(RunConfigError) as exc_info:
+        Runner(pipeline, shared, lock_timeout=7)
+    assert exc_info.value.field == "config"
+
+
+def test_run_config_imports_neither_dlt_nor_tenacity() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; from dlt_runner.config import RunConfig;"
+             " RunConfig(retry_policy={'type': 'fixed', 'max_attempts': 3}, lock_timeout=5);"
+             " from dlt_runner.errors import RunCancelled, RunConfigError;"
+             " print(sorted(m for m in ('dlt', 'tenacity') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
 def test_policies_become_tenacity_with_the_right_stop_and_wait() -> None:
     fixed = RetryPolicy.from_dict({"type": "fixed", "max_attempts": 3, "wait": 2}).to_retrying()
     assert fixed.stop.max_attempt_number == 3  # type: ignore[attr-defined]
