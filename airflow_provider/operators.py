@@ -34,6 +34,9 @@ from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import SECRETS
 
 if TYPE_CHECKING:
+    from dlt import Pipeline
+    from dlt.common.pipeline import LoadInfo
+
     from dlt_runner.engine import Runner
 
 TSource = Union[str, Callable[..., Any]]
@@ -159,7 +162,7 @@ class DltRunOperator(BaseOperator):
             context["ti"].xcom_push(key="load_info", value=load_info_to_dict(load_info))
         return report  # type: ignore[return-value]
 
-    def _run(self, context: Any) -> Any:
+    def _run(self, context: Any) -> Optional["LoadInfo"]:
         """Checks what was rendered, builds the pipeline and runs it."""
         from dlt_runner import Runner
         from dlt_runner.engine import check_run_kwargs
@@ -200,7 +203,7 @@ class DltRunOperator(BaseOperator):
 
     # --- building blocks ------------------------------------------------------------------
 
-    def _pipeline_and_data(self) -> tuple[Any, Callable[[], Any]]:
+    def _pipeline_and_data(self) -> tuple["Pipeline", Callable[[], Any]]:
         """The pipeline and what it extracts (a fresh source per attempt); for a unit of a
         decomposed source, the unit's own pipeline and only its resources."""
         from dlt_runner import source
@@ -211,7 +214,7 @@ class DltRunOperator(BaseOperator):
         unit = decompose.unit_of(data(), self.pipeline_name, self.unit_resources)
         return decompose.unit_pipeline(self._pipeline(), unit), decompose.unit_source(data, unit)
 
-    def _pipeline(self) -> Any:
+    def _pipeline(self) -> "Pipeline":
         import dlt
 
         return dlt.pipeline(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator, Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from dagster import (
@@ -47,6 +47,8 @@ from dlt_runner.outcome import outcome_of
 from dlt_runner.report import RunReport
 from dlt_runner.scrub import SECRETS, learn_from_credentials
 
+if TYPE_CHECKING:
+    from dlt import Pipeline
 
 class DltRunnerEventIterator(Iterator[Any]):
     """The events of one run. `fetch_row_count()` and `fetch_column_metadata()` exist for code
@@ -183,7 +185,7 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
         self,
         context: Any,
         dlt_source: Any = None,
-        dlt_pipeline: Any = None,
+        dlt_pipeline: Optional["Pipeline"] = None,
         translator: Any = None,
         **run_kwargs: Any,
     ) -> DltRunnerEventIterator:
