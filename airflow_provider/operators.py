@@ -43,6 +43,8 @@ TSource = Union[str, Callable[..., Any]]
 SETTINGS = tuple(n for n in RunConfig.names() if n not in ("retry_policy", "drain_deadline"))
 """`RunConfig` fields the operator takes as keywords: `retry_policy` is Airflow's own
 (`dlt_retry_policy` is the core's), the drain deadline follows `execution_timeout`."""
+_BASE_ARGUMENTS = frozenset(inspect.signature(BaseOperator.__init__).parameters)
+"""BaseOperator's own keywords (read once per DAG-parse process, not per task)."""
 
 
 class DltRunOperator(BaseOperator):
@@ -323,8 +325,7 @@ def _templated(value: Any) -> bool:
 
 def _refuse_near_misses(kwargs: Mapping[str, Any]) -> None:
     """A misspelt setting would reach BaseOperator, which only says it is invalid."""
-    own = inspect.signature(BaseOperator.__init__).parameters
-    for name in set(kwargs) - set(own):
+    for name in set(kwargs) - _BASE_ARGUMENTS:
         close = difflib.get_close_matches(name, (*SETTINGS, "dlt_retry_policy", "run_config"),
                                           n=1, cutoff=0.8)
         if close and close[0] != name:

@@ -17,10 +17,10 @@ from dlt.common.runtime import signals
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from dlt_runner.config import RetryPolicy, TRetryPolicyArg, to_retrying
-from dlt_runner.errors import RunConfigError, Terminal, adopt_dlt_terminal
+from dlt_runner.errors import RunConfigError, adopt_dlt_terminal
 from dlt_runner.validate import PIPELINE_STEPS
 
-adopt_dlt_terminal()
+adopt_dlt_terminal()  # the runner's Terminal errors are TerminalExceptions from here on
 
 __all__ = [
     "PIPELINE_STEPS", "RetryPolicy", "TRetryPolicyArg", "is_retryable", "to_retrying",
@@ -93,7 +93,7 @@ def is_config_error(exc: BaseException) -> bool:
 def is_terminal(exc: BaseException) -> bool:
     """True when any link of the cause chain says retrying cannot help."""
     return is_config_error(exc) or any(
-        isinstance(e, (Terminal, TerminalException)) or not isinstance(e, Exception)
+        isinstance(e, TerminalException) or not isinstance(e, Exception)
         for e in iter_exception_chain(exc)
     )
 
