@@ -210,10 +210,8 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
         template = getattr(binding, "template", None) if dlt_source is None else None
         try:
             bound = AssetSource.build(source, pipeline, translator, template)
-        except RunConfigError as ex:
-            raise _failure(ex, None) from None
-        except Exception as ex:  # a source factory that raised: its message may hold a secret
-            raise _failure(ex, None) from None
+        except Exception as ex:  # a bad argument, or a factory that raised (maybe a secret)
+            raise _failure(ex, None) from None  # outcome_of: a RunConfigError is not retried
         return DltRunnerEventIterator(self._events(context, bound, run_kwargs))
 
     def _events(
