@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install servers test test-heavy celery-demo demo lint lock chaos chaos-workers crashpoints bench clean
+.PHONY: install servers test test-heavy celery-demo demo lint lock chaos chaos-workers crashpoints peer bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ LANES ?= 2
 OFFSET ?= 0
 crashpoints: install servers
 	$(BIN)/python -m tests.e2e.crashpoints --stride $(STRIDE) --offset $(OFFSET) --lanes $(LANES)
+
+# dagster-dlt's own test suite (downloaded from PyPI) against our Dagster integration (~4 min)
+peer: install
+	$(BIN)/python -m tests.e2e.peer_dagster_dlt
 
 # side-by-side ratios printed as tables (bench/README.md); exits 1 when a target is missed
 BENCHES ?= overhead parse_cost peers drain resume throughput decompose store

@@ -341,43 +341,72 @@ class RunReport:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
-    def summary_lines(self) -> list[str]:
+    def summary_lines(self, trace: Optional[str] = None) -> list[str]:
         """A readable summary for an orchestrator's task log: outcome, rows per table, step
-        times, schema changes, pending packages, trace. Scrubbed like `to_dict`."""
+        times, schema changes, pending packages, trace. Scrubbed like `to_dict`.
+
+        `trace`: what to say of the trace instead of `trace_location` (which may be a local
+        file an orchestrator's UI should not show)."""
+        headline, rows, steps, notes = self._summary(trace)
+        lines = [headline]
+        lines += [f"  {table:<40} {count:>10} rows" for table, count in rows]
+        if steps:
+            lines.append("  steps: " + ", ".join(f"{s} {sec:.1f} s" for s, sec in steps))
+        return lines + [f"  {note}" for note in notes]
+
+    def summary_markdown(self, trace: Optional[str] = None) -> str:
+        """The same summary as Markdown (tables of rows and step times), for an orchestrator
+        that renders it: Dagster metadata, Prefect artifacts."""
+        headline, rows, steps, notes = self._summary(trace)
+        parts = [headline]
+        if rows:
+            parts.append("| table | rows |\n|---|---:|\n"
+                         + "\n".join(f"| {_md(t)} | {n} |" for t, n in rows))
+        if steps:
+            parts.append("| step | seconds |\n|---|---:|\n"
+                         + "\n".join(f"| {s} | {sec:.1f} |" for s, sec in steps))
+        if notes:
+            parts.append("\n".join(f"- {_md(note)}" for note in notes))
+        return "\n\n".join(parts)
+
+    def _summary(
+        self, trace: Optional[str]
+    ) -> tuple[str, list[tuple[str, int]], list[tuple[str, float]], list[str]]:
         report = self.to_dict()
-        lines = [
+        headline = (
             f"dlt pipeline {report['pipeline_name']}: {report['status']} after"
             f" {report['attempts']} attempt(s) in {report['duration_s']:.1f} s"
             f" (run {report['run_id']})"
-        ]
-        lines += [f"  {table:<40} {rows:>10} rows"
-                  for table, rows in sorted(report["row_counts"].items())]
-        if report["step_durations"]:
-            lines.append("  steps: " + ", ".join(
-                f"{step} {seconds:.1f} s" for step, seconds in report["step_durations"].items()))
-        lines += [f"  schema change in {table}: {', '.join(columns)}"
-                  for table, columns in report["schema_changes"].items()]
+        )
+        notes = [f"schema change in {table}: {', '.join(columns)}"
+                 for table, columns in report["schema_changes"].items()]
         if report["finalized_load_ids"]:
             rows = ", ".join(f"{t}={n}" for t, n in sorted(report["finalized_row_counts"].items()))
-            lines.append(
-                f"  finalized {len(report['finalized_load_ids'])} package(s) an earlier run left"
+            notes.append(
+                f"finalized {len(report['finalized_load_ids'])} package(s) an earlier run left"
                 f" pending: {report['finalized_load_ids']} ({rows or 'no rows'})"
             )
         if report["committed_earlier"]:
-            lines.append(
-                f"  nothing extracted: an earlier try of this run key committed its data"
+            notes.append(
+                f"nothing extracted: an earlier try of this run key committed its data"
                 f" ({report['committed_earlier']})"
             )
         if report["stale_load_ids"]:
-            lines.append(
-                f"  STALE packages aborted (another try loaded their data):"
+            notes.append(
+                f"STALE packages aborted (another try loaded their data):"
                 f" {report['stale_load_ids']}; uncommitted rows deleted:"
                 f" {report['stale_rows_deleted'] or 'none'}"
             )
         if report["pending_load_ids"]:
-            lines.append(f"  pending load packages: {report['pending_load_ids']}")
-        lines.append(f"  trace: {report['trace_location'] or 'not stored'}")
-        return lines
+            notes.append(f"pending load packages: {report['pending_load_ids']}")
+        notes.append(f"trace: {trace or report['trace_location'] or 'not stored'}")
+        return (headline, sorted(report["row_counts"].items()),
+                list(report["step_durations"].items()), notes)
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell or list item."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def bound_size(data: Any, limit: int) -> Any:

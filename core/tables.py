@@ -7,6 +7,7 @@ these answers come from the pipeline's schema, so they hold for any orchestrator
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.log import logger
@@ -20,6 +21,30 @@ def table_of(pipeline: "Pipeline", resource: Any) -> str:
     the table name is computed per item)."""
     name = resource.table_name if isinstance(resource.table_name, str) else resource.name
     return _naming(pipeline).normalize_table_identifier(str(name))  # type: ignore[no-any-return]
+
+
+def qualified_name(pipeline: "Pipeline", table: str) -> str:
+    """`<database>.<dataset>.<table>`: the fully qualified name Dagster and lineage tools match
+    tables by (`<dataset>.<table>` when the database is not known without connecting)."""
+    return ".".join(part for part in (database_of(pipeline), pipeline.dataset_name, table) if part)
+
+
+def database_of(pipeline: "Pipeline") -> Optional[str]:
+    """The database (catalog) the dataset lives in, from the destination's configuration: a
+    PostgreSQL database name, a DuckDB file's catalog (its stem). None when the destination
+    has none (a filesystem) or its credentials are not configured yet."""
+    try:
+        credentials = pipeline.destination_client().config.credentials
+    except Exception:
+        return None
+    database = getattr(credentials, "database", None)
+    if not isinstance(database, str) or not database:
+        return None
+    if database == ":memory:":
+        return "memory"
+    if pipeline.destination.destination_name == "duckdb":
+        return PurePath(database).stem  # DuckDB names a file's catalog after its stem
+    return database
 
 
 def tables_with_nested(pipeline: "Pipeline", table: str) -> list[str]:

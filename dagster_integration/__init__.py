@@ -10,7 +10,15 @@ A dagster-dlt user switches by changing these two imports (`dlt_assets` ->
 `dlt_runner_assets`, `DagsterDltResource` -> `DltRunnerResource`).
 """
 
-from dlt_runner.dagster_integration.assets import build_dlt_runner_asset_specs, dlt_runner_assets
+from dlt_runner.dagster_integration.assets import (
+    GroupNameConflict,
+    build_dlt_runner_asset_specs,
+    dlt_runner_assets,
+)
+from dlt_runner.dagster_integration.component import (
+    DltLoadSpecModel,
+    DltRunnerLoadCollectionComponent,
+)
 from dlt_runner.dagster_integration.metadata import FAILED_JOBS_CHECK, SCHEMA_DRIFT_CHECK
 from dlt_runner.dagster_integration.resource import DltRunnerEventIterator, DltRunnerResource
 from dlt_runner.dagster_integration.translator import (
@@ -21,10 +29,13 @@ from dlt_runner.dagster_integration.translator import (
 __all__ = [
     "FAILED_JOBS_CHECK",
     "SCHEMA_DRIFT_CHECK",
+    "DltLoadSpecModel",
     "DltResourceTranslatorData",
     "DltRunnerEventIterator",
+    "DltRunnerLoadCollectionComponent",
     "DltRunnerResource",
     "DltRunnerTranslator",
+    "GroupNameConflict",
     "build_dlt_runner_asset_specs",
     "dlt_runner_assets",
 ]

@@ -21,6 +21,7 @@ from dlt_runner.decompose import source_template
 from dlt_runner.errors import RunConfigError
 from dlt_runner.scrub import install_tracker
 from dlt_runner.source import is_factory, per_attempt, resolve
+from dlt_runner.tables import database_of
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -50,10 +51,11 @@ class AssetSource:
                 "subclass dlt_runner.dagster_integration.DltRunnerTranslator",
             )
         destination = _destination(pipeline)
+        database = database_of(pipeline)  # once: it reads the destination's configuration
         specs = {
             name: translator.get_asset_spec(
                 DltResourceTranslatorData(resource=resource, destination=destination,
-                                          pipeline=pipeline)
+                                          pipeline=pipeline, database=database)
             )
             for name, resource in template.selected_resources.items()
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
@@ -18,6 +19,8 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
+    DagsterInvariantViolationError,
+    HookDefinition,
     PartitionsDefinition,
     RetryPolicy,
     TimeWindowPartitionsDefinition,
@@ -36,6 +39,11 @@ from dlt_runner.errors import RunConfigError
 
 if TYPE_CHECKING:
     from dlt import Pipeline
+
+
+class GroupNameConflict(RunConfigError, DagsterInvariantViolationError):
+    """`group_name` given while the translator sets groups. Also Dagster's invariant
+    violation, which is what dagster-dlt raises here, so code catching either keeps working."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ def dlt_runner_assets(
     retry_policy: Optional[RetryPolicy] = None,
     op_tags: Optional[Mapping[str, Any]] = None,
     pool: Optional[str] = None,
+    hooks: Optional[AbstractSet[HookDefinition]] = None,
     checks: bool = True,
     decompose: bool = False,
     units: Optional[Sequence[Sequence[str]]] = None,
@@ -93,6 +102,7 @@ def dlt_runner_assets(
         same argument under dagster-dlt's name.
     :param retry_policy: Dagster's `RetryPolicy` for the step. It retries what the runner's
         own policy left (transient errors); never a Terminate or a terminal dlt error.
+    :param hooks: Dagster success/failure hooks of the step, as on `multi_asset`.
     :param checks: add the `no_failed_load_jobs` and `no_schema_drift` checks per asset.
     :param decompose: one multi-asset (one step) per unit of the source instead of one for
         all (`dlt_runner.decompose`): each unit runs in its own pipeline
@@ -117,7 +127,7 @@ def dlt_runner_assets(
         backfill_policy = BackfillPolicy.single_run()
     options: dict[str, Any] = dict(
         group_name=group_name, partitions_def=partitions_def, backfill_policy=backfill_policy,
-        retry_policy=retry_policy, op_tags=op_tags, pool=pool, checks=checks)
+        retry_policy=retry_policy, op_tags=op_tags, pool=pool, hooks=hooks, checks=checks)
     if not decompose:
         bound = AssetSource.build(dlt_source, dlt_pipeline, translator)
         binding = AssetsBinding(dlt_source, dlt_pipeline, translator, bound.template)
@@ -160,9 +170,10 @@ def _multi_asset(
     **options: Any,
 ) -> AssetsDefinition:
     if group_name and any(spec.group_name for spec in specs):
-        raise RunConfigError(
+        raise GroupNameConflict(
             "group_name",
-            "the translator already sets group names on the asset specs",
+            "Cannot set group_name parameter on dlt_assets or dlt_runner_assets when the"
+            " translator's asset specs already set group names",
             "set the group in the translator or in group_name, not both",
         )
 

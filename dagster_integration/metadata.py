@@ -6,7 +6,7 @@ from the report) and free of local file paths: job files and DuckDB paths stay o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from dlt_runner.report import RunReport
-from dlt_runner.tables import columns_of, count_rows, table_of, tables_with_nested
+from dlt_runner.tables import columns_of, count_rows, database_of, table_of, tables_with_nested
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -69,18 +69,53 @@ def row_counts(pipeline: "Pipeline", assets: Sequence[AssetTables]) -> dict[str,
     return count_rows(pipeline, [a.table for a in assets])
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What a successful run says of every asset it loaded, gathered once per run."""
+
+    report: RunReport
+    load_info: Mapping[str, Any]
+    """dlt's load info as `load_info_to_dict` gives it (scrubbed); empty when nothing loaded."""
+    database: Optional[str]
+    partitioned: bool
+
+    @classmethod
+    def of(cls, report: RunReport, pipeline: "Pipeline", load_info: Any,
+           partitioned: bool) -> "RunFacts":
+        from dlt_runner.report import load_info_to_dict
+
+        info = load_info_to_dict(load_info) if load_info is not None else {}
+        info.setdefault("first_run", bool(getattr(pipeline, "first_run", False)))
+        return cls(report, info, database_of(pipeline), partitioned)
+
+
 def materialization_metadata(
-    report: RunReport, pipeline: "Pipeline", asset: AssetTables, row_count: Optional[int]
+    facts: RunFacts, pipeline: "Pipeline", asset: AssetTables, row_count: Optional[int]
 ) -> dict[str, Any]:
-    """`row_count`: rows now in the table (None: not counted, the key is left out)."""
+    """The metadata keys dagster-dlt writes, plus the run's. `row_count`: rows now in the table
+    (None: not counted, the key is left out); a partitioned run reports the rows it loaded as
+    `dagster/partition_row_count` instead."""
+    report = facts.report
     rows = {t: report.row_counts.get(t, 0) for t in asset.tables}
+    destination = facts.load_info.get("destination_name") or report.destination or ""
     metadata: dict[str, Any] = {
         "rows_loaded": MetadataValue.int(rows[asset.table]),
-        "dagster/table_name": f"{report.dataset_name}.{asset.table}",
+        "destination_type": facts.load_info.get("destination_type") or _type_of(pipeline),
+        "destination_name": destination,
+        "dataset_name": report.dataset_name or "",
+        "first_run": bool(facts.load_info.get("first_run")),
+        "jobs": MetadataValue.json(_jobs(facts.load_info, asset.tables)),
+        "dagster/table_name": ".".join(
+            p for p in (facts.database, report.dataset_name, asset.table) if p),
+        "dagster/storage_kind": destination,
         "dagster/column_schema": MetadataValue.table_schema(_column_schema(pipeline, asset.table)),
     }
-    if row_count is not None:
+    if facts.partitioned:
+        metadata["dagster/partition_row_count"] = MetadataValue.int(rows[asset.table])
+    elif row_count is not None:
         metadata["dagster/row_count"] = MetadataValue.int(row_count)
+    for nested in asset.tables[1:]:  # under the table's own name, as dagster-dlt does
+        metadata[nested] = MetadataValue.table_schema(_column_schema(pipeline, nested))
     if len(asset.tables) > 1:
         metadata["nested_tables_rows_loaded"] = MetadataValue.json(
             {t: n for t, n in rows.items() if t != asset.table}
@@ -89,26 +124,30 @@ def materialization_metadata(
     metadata["schema_changes"] = MetadataValue.json(
         {t: report.schema_changes[t] for t in asset.tables if t in report.schema_changes}
     )
+    metadata["summary"] = MetadataValue.md(
+        report.summary_markdown(trace=trace_description(report)))
     return metadata
 
 
 def run_metadata(report: RunReport) -> dict[str, Any]:
-    """What the whole run did, shown on every asset it touched (and on a failure)."""
+    """What the whole run did, shown on every asset it touched (and on a failure). Numbers
+    people watch over time are numeric entries, which the asset's Plots tab draws."""
     metadata: dict[str, Any] = {
         "status": report.status,
         "pipeline_name": report.pipeline_name,
         "destination": report.destination or "",
         "runner_run_id": report.run_id,
         "attempts": MetadataValue.int(report.attempts),
+        "duration_seconds": MetadataValue.float(float(report.duration_s)),
         "load_ids": MetadataValue.json(report.load_ids),
         "trace": trace_description(report),
     }
+    for step, seconds in report.step_durations.items():
+        metadata[f"{step}_seconds"] = MetadataValue.float(float(seconds))
     for key in ("started_at", "finished_at"):
         value = getattr(report, key)
         if value:
             metadata[key] = MetadataValue.timestamp(datetime.fromisoformat(value))
-    if report.step_durations:
-        metadata["step_durations_s"] = MetadataValue.json(report.step_durations)
     if report.pending_load_ids:
         metadata["pending_load_ids"] = MetadataValue.json(report.pending_load_ids)
     if report.aborted_load_ids:
@@ -119,6 +158,21 @@ def run_metadata(report: RunReport) -> dict[str, Any]:
     if report.cancellation:
         metadata["cancellation"] = MetadataValue.json(report.cancellation)
     return metadata
+
+
+def _jobs(load_info: Mapping[str, Any], tables: Sequence[str]) -> list[dict[str, Any]]:
+    """The load jobs of these tables, without their local file paths."""
+    return [
+        {k: v for k, v in job.items() if k != "file_path"}
+        for package in load_info.get("load_packages", [])
+        for job in package.get("jobs", [])
+        if job.get("table_name") in tables
+    ]
+
+
+def _type_of(pipeline: "Pipeline") -> str:
+    destination = getattr(pipeline, "_destination", None)
+    return str(destination.destination_type) if destination is not None else ""
 
 
 def trace_description(report: RunReport) -> str:
@@ -196,8 +250,8 @@ def _schema_drift(
 def _column_schema(pipeline: "Pipeline", table: str) -> TableSchema:
     columns = []
     for column in columns_of(pipeline, table):
-        flags = [k for k in ("primary_key", "merge_key", "partition", "cluster", "sort")
-                 if column.get(k)]
+        # dlt's markers (primary_key, row_key, parent_key, root_key, merge_key, ...)
+        flags = [k for k, v in column.items() if v is True and k not in ("nullable", "unique")]
         columns.append(
             TableColumn(
                 name=column["name"],

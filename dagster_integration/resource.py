@@ -36,10 +36,12 @@ from dlt_runner.dagster_integration.interrupts import hand_back_interrupt
 from dlt_runner.dagster_integration.metadata import (
     FAILED_JOBS_CHECK,
     AssetTables,
+    RunFacts,
     check_results,
     materialization_metadata,
     row_counts,
     run_metadata,
+    trace_description,
 )
 from dlt_runner.dagster_integration.translator import DltRunnerTranslator
 from dlt_runner.errors import RunCancelled, RunConfigError
@@ -187,6 +189,7 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
         dlt_source: Any = None,
         dlt_pipeline: Optional["Pipeline"] = None,
         translator: Any = None,
+        dagster_dlt_translator: Any = None,
         **run_kwargs: Any,
     ) -> DltRunnerEventIterator:
         """Runs the source (the asset's, or `dlt_source`: a source or a factory returning one).
@@ -195,7 +198,12 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
         pass `dlt_source` to run something else, e.g. a partition's window. From an `@op`, pass
         `dlt_source` and `dlt_pipeline`; materializations are then `AssetMaterialization`s.
         `run_kwargs` go to `pipeline.run` (write_disposition, table_name, ...).
+        `dagster_dlt_translator` is `translator` under dagster-dlt's name.
         """
+        if translator is not None and dagster_dlt_translator is not None:
+            raise RunConfigError("dagster_dlt_translator", "given together with translator",
+                                 "pass one of them (they are the same argument)")
+        translator = translator or dagster_dlt_translator
         binding = current_binding()
         source = dlt_source if dlt_source is not None else getattr(binding, "source", None)
         pipeline = dlt_pipeline if dlt_pipeline is not None else getattr(binding, "pipeline", None)
@@ -225,7 +233,8 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
             run_kwargs.setdefault("credentials", self.destination_credentials)
         runner = Runner(bound.pipeline, self.run_config())
         try:
-            runner.run(bound.data_factory(keys), run_key=_run_key(context, keys), **run_kwargs)
+            load_info = runner.run(bound.data_factory(keys), run_key=_run_key(context, keys),
+                                   **run_kwargs)
         except RunCancelled as ex:
             report = _log(context, runner.report)
             yield from self._cancelled(context, ex, report, keys)
@@ -238,9 +247,11 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
         report = _log(context, runner.report)
         assert report is not None
         assets = [AssetTables.of(key, bound.pipeline, bound.resource(key)) for key in keys]
-        counts = row_counts(bound.pipeline, assets) if self.fetch_row_count else {}
+        facts = RunFacts.of(report, bound.pipeline, load_info, _partitioned(context))
+        counts = (row_counts(bound.pipeline, assets)
+                  if self.fetch_row_count and not facts.partitioned else {})
         for key, asset in zip(keys, assets, strict=True):
-            metadata = materialization_metadata(report, bound.pipeline, asset,
+            metadata = materialization_metadata(facts, bound.pipeline, asset,
                                                 counts.get(asset.table))
             if has_assets:
                 yield MaterializeResult(
@@ -315,11 +326,16 @@ def _run_key(context: Any, keys: list[AssetKey]) -> str:
     )
 
 
+def _partitioned(context: Any) -> bool:
+    return bool(getattr(context, "has_partition_key", False)
+                or getattr(context, "has_partition_key_range", False))
+
+
 def _log(context: Any, report: Optional[RunReport]) -> Optional[RunReport]:
+    """The run's summary as one step-log event (its trace line without local paths)."""
     if report is not None:
         log = context.log.info if report.status == "success" else context.log.warning
-        for line in report.summary_lines():
-            log(line)
+        log("\n".join(report.summary_lines(trace=trace_description(report))))
     return report
 
 

@@ -52,9 +52,10 @@ def main() -> None:
             for event in result.get_asset_materialization_events():
                 metadata = event.materialization.metadata
                 meta = {k: getattr(v, "value", v) for k, v in metadata.items()}
+                now = (f"{meta['dagster/row_count']} in the table" if "dagster/row_count" in meta
+                       else "a partition")
                 print(f"  {event.asset_key.to_user_string():<28} {meta['rows_loaded']:>4} rows"
-                      f" loaded into {meta['dagster/table_name']:<22}"
-                      f" ({meta.get('dagster/row_count', '?')} in the table)")
+                      f" loaded into {meta['dagster/table_name']:<36} ({now})")
             if result.get_asset_materialization_events():
                 print(f"  trace went: {meta['trace']}")
     api.shutdown()

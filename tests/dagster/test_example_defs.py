@@ -41,7 +41,20 @@ def test_shop_assets_load_rows_and_describe_them(
     orders = meta[ORDERS]
     assert orders["rows_loaded"] == 100 and orders["dagster/row_count"] == 100
     assert meta[CUSTOMERS]["rows_loaded"] == 10 == meta[CUSTOMERS]["dagster/row_count"]
-    assert orders["dagster/table_name"] == "shop.orders"
+    # fully qualified: <DuckDB catalog (the file's stem)>.<dataset>.<table>
+    assert orders["dagster/table_name"] == "shop_dagster.shop.orders"
+    # dagster-dlt's keys
+    assert orders["destination_name"] == "duckdb" == orders["dagster/storage_kind"]
+    assert orders["destination_type"] == "dlt.destinations.duckdb"
+    assert orders["dataset_name"] == "shop" and orders["first_run"] is True
+    jobs = orders["jobs"]
+    assert [j["table_name"] for j in jobs] == ["orders"] and jobs[0]["state"] == "completed_jobs"
+    assert not any("file_path" in j for j in jobs)  # a local path
+    # numbers the Plots tab draws: one float per step, not a JSON blob
+    assert {"extract_seconds", "normalize_seconds", "load_seconds"} <= orders.keys()
+    assert all(isinstance(orders[k], float) for k in ("load_seconds", "duration_seconds"))
+    assert "| orders | 100 |" in orders["summary"]  # type: ignore[operator]
+    assert "trace: duckdb:shop_traces.shop_dagster_trace" in orders["summary"]  # type: ignore[operator]
     columns = {c.name: c.type for c in orders["dagster/column_schema"].columns}  # type: ignore[attr-defined]
     assert {"id": "bigint", "customer_id": "bigint", "amount": "double"}.items() <= columns.items()
     loads = [r[0] for r in query(warehouse, "SELECT load_id FROM shop._dlt_loads")]
@@ -57,7 +70,9 @@ def test_shop_assets_load_rows_and_describe_them(
     assert query(warehouse, "SELECT status FROM shop_traces.shop_dagster_trace") == [("success",)]
     # nothing points at local files: no job file paths, no DuckDB path
     text = json.dumps({str(k): str(v) for m in meta.values() for k, v in m.items()})
-    assert str(tmp_path) not in text and ".duckdb" not in text
+    leaks = [k for m in meta.values() for k, v in m.items()
+             if str(tmp_path) in str(v) or "shop_dagster.duckdb" in str(v)]
+    assert str(tmp_path) not in text and not leaks, leaks
 
     checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {(k, c): True for k in (ORDERS, CUSTOMERS)
@@ -68,6 +83,7 @@ def test_shop_assets_load_rows_and_describe_them(
     assert again[ORDERS]["rows_loaded"] == 0 and again[ORDERS]["dagster/row_count"] == 100
     assert again[CUSTOMERS]["rows_loaded"] == 10 == again[CUSTOMERS]["dagster/row_count"]
     assert again[ORDERS]["schema_changes"] == {}
+    assert again[ORDERS]["first_run"] is False
     assert query(warehouse, "SELECT count(*) FROM shop.orders") == [(100,)]
 
 
@@ -127,7 +143,9 @@ def test_an_hourly_partition_loads_its_window_and_reruns_merge(
                              partition_key="2026-01-01-05:00")
         assert result.success
     (orders,) = _by_key(result).values()
-    assert orders["rows_loaded"] == 4 and orders["dagster/row_count"] == 4
+    # a partition's rows, not the table's (as dagster-dlt reports them)
+    assert orders["rows_loaded"] == 4 == orders["dagster/partition_row_count"]
+    assert "dagster/row_count" not in orders
     rows = query(defs.WAREHOUSE, "SELECT min(ordered_at), max(ordered_at), count(*)"
                                  " FROM shop_orders.orders")
     first, last, count = rows[0]
@@ -179,7 +197,7 @@ def test_the_demo_script_materializes_everything(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count(": success") == 4
     assert "materialize(5 units of marketplace_assets): success" in done.stdout
-    assert "80 rows loaded into marketplace.store_items" in done.stdout
-    assert "100 rows loaded into shop.orders" in done.stdout
+    assert "80 rows loaded into shop_dagster.marketplace.store_items" in done.stdout
+    assert "100 rows loaded into shop_dagster.shop.orders" in done.stdout
     assert "trace went: duckdb:shop_traces.shop_dagster_trace" in done.stdout
     assert (tmp_path / "demo" / "dagster_home" / "dagster.yaml").exists()
