@@ -134,6 +134,9 @@ class RunConfig:
     """An fsspec URL (s3://, gs://, az://, file:///shared/...) every worker reaches: pending
     work is checkpointed there, so a try on any worker continues where the last one stopped,
     and a lease there keeps one run of the pipeline at a time. None: each worker alone."""
+    progress_every: Optional[float] = 5.0
+    """Seconds between progress lines (rows per table, jobs done and left) while a run
+    extracts, normalizes and loads; None: no progress lines."""
 
     def __post_init__(self) -> None:
         check_policy(self.retry_policy)
@@ -152,6 +155,7 @@ class RunConfig:
             )
         validate.lock_timeout(self.lock_timeout)
         validate.drain_deadline(self.drain_deadline)
+        validate.progress_every(self.progress_every)
         self.callbacks = check_callbacks(self.callbacks)
 
     @property
@@ -220,6 +224,7 @@ class RunConfig:
                 if isinstance(self.drain_deadline, datetime)
                 else self.drain_deadline
             ),
+            "progress_every": self.progress_every,
         }
 
 

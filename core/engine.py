@@ -46,6 +46,7 @@ from dlt_runner.packages import (
     unreadable_job,
     without_sync,
 )
+from dlt_runner.progress import Progress, attached
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
 from dlt_runner.retry import (
     bind_retrying,
@@ -126,6 +127,8 @@ class Runner:
         self.pipeline = pipeline
         self.config = config if config is not None else RunConfig.build(config_kwargs)
         self.report: Optional[RunReport] = None
+        self.progress_sink: Optional[Callable[[str], None]] = None
+        """Where progress lines go (an orchestrator's step log); None: the runner's logger."""
         self._cancellation = Cancellation()
         self._traces = (
             TraceStore(pipeline, self.config.store_trace_info)
@@ -168,7 +171,9 @@ class Runner:
                         pipeline.pipeline_name,
                         self.config.lock_timeout,
                         self._cancellation.raise_if_requested,
-                    ), self._shared_state() as state.store, keep_pending(pipeline):
+                    ), self._shared_state() as state.store, keep_pending(pipeline), attached(
+                        pipeline, self._progress()
+                    ):
                         self._run_phases(
                             state, callbacks, data, run_key, dest_kwargs, data_kwargs
                         )
@@ -210,6 +215,10 @@ class Runner:
             self.config.lock_timeout, self._cancellation.raise_if_requested, self.cancel
         ):
             yield store
+
+    def _progress(self) -> Optional[Progress]:
+        every = self.config.progress_every
+        return Progress(every, self.progress_sink) if every is not None else None
 
     def cancel(self, reason: str = "cancel requested") -> None:
         """Thread-safe; same effect as a first SIGTERM: drain, then raise `RunCancelled`."""

@@ -65,6 +65,20 @@ def columns_of(pipeline: "Pipeline", table: str) -> list[dict[str, Any]]:
     return [dict(c) for c in schema.get_table_columns(table).values()]
 
 
+def storage_columns(pipeline: "Pipeline", tables: Sequence[str]) -> dict[str, Optional[list[str]]]:
+    """The columns each table has in the destination now, from its information schema (None:
+    no such table). Empty when the destination cannot be asked. Reads only: nothing is synced
+    into the working folder."""
+    try:
+        with pipeline.destination_client() as client:
+            found = dict(client.get_storage_tables(tables))  # type: ignore[attr-defined]
+    except Exception as ex:
+        logger.warning("could not read the destination's tables %s: %s: %s",
+                       list(tables), type(ex).__name__, ex)
+        return {}
+    return {t: list(found[t]) if found.get(t) else None for t in tables}
+
+
 def count_rows(pipeline: "Pipeline", tables: Sequence[str]) -> dict[str, Optional[int]]:
     """Rows now in each destination table: 0 for a table nothing was ever loaded into, None
     when the destination cannot be queried (a custom sink, an unreachable database)."""

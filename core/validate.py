@@ -172,6 +172,16 @@ def lock_timeout(value: Any) -> float:
     return float(value)
 
 
+def progress_every(value: Any) -> Any:
+    if value is not None and (not _finite(value) or value <= 0):
+        raise RunConfigError(
+            "progress_every",
+            f"expected a finite number of seconds > 0 or null, got {value!r}",
+            "set progress_every to the seconds between progress lines (null: none)",
+        )
+    return value
+
+
 def drain_deadline(value: Any) -> Any:
     if value is not None and not isinstance(value, datetime) and (
         not _finite(value) or value <= 0

@@ -23,7 +23,14 @@ from dagster import (
 )
 
 from dlt_runner.report import RunReport
-from dlt_runner.tables import columns_of, count_rows, database_of, table_of, tables_with_nested
+from dlt_runner.tables import (
+    columns_of,
+    count_rows,
+    database_of,
+    storage_columns,
+    table_of,
+    tables_with_nested,
+)
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -223,6 +230,54 @@ def check_results(
                 },
             )
         )
+    return results
+
+
+def destination_check_results(
+    pipeline: "Pipeline", asset: AssetTables, selected: Sequence[str]
+) -> list[AssetCheckResult]:
+    """The checks of a check-only run, evaluated against the destination as it is now: nothing
+    is extracted or loaded (Dagster's "Execute" on a check runs only the check).
+
+    `no_failed_load_jobs`: every table the schema says holds data exists, and no package is
+    pending in this worker's working folder. `no_schema_drift`: each table's columns in the
+    destination are the ones the dlt schema knows (a column added or dropped behind dlt's back
+    is drift)."""
+    from dlt_runner.packages import pending_load_ids
+
+    stored = storage_columns(pipeline, asset.tables)
+    reachable = bool(stored)
+    evaluated = MetadataValue.text("against the destination, without running the pipeline")
+    results = []
+    if FAILED_JOBS_CHECK in selected:
+        expected = [t for t in asset.tables if columns_of(pipeline, t)]
+        missing = [t for t in expected if stored.get(t) is None] if reachable else expected
+        pending = pending_load_ids(pipeline)
+        results.append(AssetCheckResult(
+            asset_key=asset.key, check_name=FAILED_JOBS_CHECK,
+            passed=reachable and not missing and not pending,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"evaluated": evaluated, "destination_reachable": reachable,
+                      "missing_tables": MetadataValue.json(missing),
+                      "pending_load_ids": MetadataValue.json(pending)},
+        ))
+    if SCHEMA_DRIFT_CHECK in selected:
+        drift: dict[str, dict[str, list[str]]] = {}
+        for table in asset.tables:
+            known = [c["name"] for c in columns_of(pipeline, table) if c.get("data_type")]
+            found = stored.get(table)
+            if not known or found is None:
+                continue
+            unknown = [c for c in found if c not in known]
+            absent = [c for c in known if c not in found]
+            if unknown or absent:
+                drift[table] = {"not_in_dlt_schema": unknown, "not_in_destination": absent}
+        results.append(AssetCheckResult(
+            asset_key=asset.key, check_name=SCHEMA_DRIFT_CHECK,
+            passed=reachable and not drift, severity=AssetCheckSeverity.WARN,
+            metadata={"evaluated": evaluated, "destination_reachable": reachable,
+                      "drift": MetadataValue.json(drift)},
+        ))
     return results
 
 

@@ -38,6 +38,7 @@ from dlt_runner.dagster_integration.metadata import (
     AssetTables,
     RunFacts,
     check_results,
+    destination_check_results,
     materialization_metadata,
     row_counts,
     run_metadata,
@@ -122,6 +123,11 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
     lock_timeout: float = Field(
         default=60.0,
         description="Seconds to wait for another run of the same pipeline on this machine.",
+    )
+    progress_every: Optional[float] = Field(
+        default=5.0,
+        description="Seconds between progress lines in the step log while the run extracts, "
+        "normalizes and loads (rows per table, jobs done and left); null: none.",
     )
     drain_deadline: Optional[float] = Field(
         default=None,
@@ -229,9 +235,13 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
 
         has_assets = bool(getattr(context, "has_assets_def", False))
         keys = bound.selected_keys(context.selected_asset_keys if has_assets else None)
+        if has_assets and not keys:  # only checks selected: evaluate them, run nothing
+            yield from self._checks_only(context, bound)
+            return
         if self.destination_credentials is not None:
             run_kwargs.setdefault("credentials", self.destination_credentials)
         runner = Runner(bound.pipeline, self.run_config())
+        runner.progress_sink = context.log.info  # live progress in the step's log
         try:
             load_info = runner.run(bound.data_factory(keys), run_key=_run_key(context, keys),
                                    **run_kwargs)
@@ -277,6 +287,16 @@ class DltRunnerResource(ConfigurableResource):  # type: ignore[misc,type-arg]
         metadata = run_metadata(report) if report is not None else {"status": "cancelled"}
         yield from hand_back_interrupt([AssetObservation(asset_key=k, metadata=metadata)
                                         for k in keys])
+
+    @staticmethod
+    def _checks_only(context: Any, bound: AssetSource) -> Iterator[Any]:
+        selected = context.selected_asset_check_keys
+        context.log.info("only asset checks selected: evaluating them against the destination;"
+                         " the pipeline does not run")
+        for key in sorted({check.asset_key for check in selected}, key=str):
+            asset = AssetTables.of(key, bound.pipeline, bound.resource(key))
+            yield from destination_check_results(bound.pipeline, asset,
+                                                 _selected_checks(context, key))
 
     @staticmethod
     def _failed_job_checks(

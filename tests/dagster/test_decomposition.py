@@ -56,7 +56,14 @@ def test_units_are_steps_the_first_alone_then_the_rest_in_parallel(
         times = _step_times(instance, result.run_id)
         materialized = {e.asset_key.to_user_string(): metadata_values(e)
                         for e in result.get_asset_materialization_events()}
+        progress = [(e.step_key, e.user_message) for e in instance.all_logs(result.run_id)
+                    if e.user_message.startswith(("extract ", "normalize ", "load "))]
     assert sorted(times) == sorted(UNIT_STEPS)
+    # live progress went to each step process's log: rows per table, then jobs
+    for step in UNIT_STEPS:
+        lines = [m for s, m in progress if s == step]
+        assert any(m.startswith("extract marketplace") and "rows " in m for m in lines), lines
+        assert any(m.startswith("load marketplace") and "(0 left)" in m for m in lines), lines
     first_end = times["marketplace_assets__customers"][1]
     rest = [times[s] for s in UNIT_STEPS[1:]]
     assert all(start >= first_end for start, _ in rest), "a unit started before the first"
