@@ -91,11 +91,24 @@ def is_config_error(exc: BaseException) -> bool:
 
 
 def is_terminal(exc: BaseException) -> bool:
-    """True when any link of the cause chain says retrying cannot help."""
-    return is_config_error(exc) or any(
-        isinstance(e, TerminalException) or not isinstance(e, Exception)
-        for e in iter_exception_chain(exc)
-    )
+    """True when any link of the cause chain says retrying cannot help. A schema update that
+    collided with a parallel load is not terminal, although dlt raises it as such."""
+    chain = list(iter_exception_chain(exc))
+    if is_config_error(exc) or any(not isinstance(e, Exception) for e in chain):
+        return True
+    if is_schema_race(exc):
+        return False
+    return any(isinstance(e, TerminalException) for e in chain)
+
+
+def is_schema_race(exc: BaseException) -> bool:
+    """dlt's `SchemaUpdateError`: creating the dataset or a table, or adding a column, failed
+    in the destination, typically because a parallel load (another unit of a decomposed
+    source) did it first. dlt documents retrying the load as safe: it reads the destination
+    again and applies only what is still missing. The package stays pending until then."""
+    from dlt.common.destination.exceptions import SchemaUpdateError
+
+    return any(isinstance(e, SchemaUpdateError) for e in iter_exception_chain(exc))
 
 
 def is_retryable(exc: BaseException, retry_steps: Collection[str]) -> bool:

@@ -108,9 +108,11 @@ def dlt_runner_assets(
         all (`dlt_runner.decompose`): each unit runs in its own pipeline
         `<pipeline>__<unit>` into the same dataset, so the multiprocess executor runs units in
         parallel. The decorator then returns a list: `Definitions(assets=[*my_assets])`.
-        The first unit's assets become deps of the other units' assets: Dagster runs it
-        alone first (it creates dlt's system tables), then the rest in parallel.
-    :param units, first: explicit resource groups and the unit to run first (see
+        All units run in parallel, with no edge between them: the asset graph shows data
+        lineage only. On a fresh dataset, units race to create it and dlt's system tables;
+        the loser's schema update is retried (`retry_policy` on the resource, or a Dagster
+        `retry_policy` here), which dlt documents as safe.
+    :param units, first: explicit resource groups, and the unit listed first (see
         `dlt_runner.decompose.decompose`); only with `decompose=True`.
     """
     if translator is not None and dagster_dlt_translator is not None:
@@ -146,11 +148,6 @@ def dlt_runner_assets(
         shape = template.clone().with_resources(*unit_plan.resources)
         specs = list(AssetSource.build(source, pipeline, translator, shape).specs.values())
         parts.append((unit_plan, specs, AssetsBinding(source, pipeline, translator, shape)))
-    # ordering, as Dagster knows it: the first unit upstream of every other unit
-    first_keys = [spec.key for spec in parts[0][1]]
-    for _, specs, _ in parts[1:]:
-        specs[:] = [spec.replace_attributes(deps=[*spec.deps, *first_keys]) for spec in specs]
-
     def decorator(fn: Callable[..., Any]) -> list[AssetsDefinition]:
         base = name or fn.__name__
         return [_multi_asset(fn, specs, binding, f"{base}__{unit_plan.slug}", **options)
