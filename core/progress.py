@@ -39,6 +39,8 @@ class Progress(Collector):
     def update(self, name: str, inc: int = 1, total: Optional[int] = None,
                inc_total: Optional[int] = None, message: Optional[str] = None,
                label: Optional[str] = None) -> None:
+        if label:  # dlt counts failed jobs again under a label: keep them apart
+            name = f"{name} {label}".lower()
         self.counts[name] += inc
         if total is not None:
             self.totals[name] = total
@@ -50,13 +52,14 @@ class Progress(Collector):
     def line(self) -> str:
         """`<step>: rows <table>=<n> ...; jobs <done>/<total> (<left> left)`."""
         rows = " ".join(f"{name}={n}" for name, n in self.counts.items()
-                        if name not in COUNTERS and not name.startswith("_dlt"))
+                        if name not in COUNTERS and " " not in name and not name.startswith("_dlt"))
         parts = [f"rows {rows}"] if rows else []
         for name in COUNTERS:
             if name in self.counts or name in self.totals:
                 done, total = self.counts.get(name, 0), self.totals.get(name)
                 left = f" ({total - done} left)" if total is not None else ""
                 parts.append(f"{name.lower()} {done}/{total if total is not None else '?'}{left}")
+        parts += [f"{name} {n}" for name, n in self.counts.items() if " " in name]
         return f"{self.step}: {'; '.join(parts) or 'nothing counted yet'}"
 
     def _emit(self) -> None:

@@ -66,3 +66,14 @@ def test_a_failing_sink_never_fails_the_run(tmp_path: Path) -> None:
     with progress("Extract x"):
         progress.update("t", 3)  # logged as a warning, not raised
     assert progress.line() == "extract x: rows t=3"
+
+
+def test_failed_jobs_are_counted_apart() -> None:
+    lines: list[str] = []
+    progress = Progress(3600.0, lines.append)
+    with progress("Load shop in 1"):
+        progress.update("Jobs", 0, inc_total=3)
+        progress.update("Jobs")
+        progress.update("Jobs")  # dlt's update for a failed job, then the labelled one
+        progress.update("Jobs", 1, message="WARNING: Some of the jobs failed!", label="Failed")
+    assert lines == ["load shop in 1: jobs 2/3 (1 left); jobs failed 1"]
