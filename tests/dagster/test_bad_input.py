@@ -154,16 +154,18 @@ def _later(result: str) -> Callable[[], Any]:
     return factory
 
 
-def _terminal_failure(result: Any, problem: str) -> None:
-    """One step failure, not retried, whose description names dlt_source and the problem."""
+def _terminal_failure(result: Any, problem: str, steps: int = 1) -> None:
+    """`steps` step failures, none retried, each naming dlt_source and the problem."""
     assert not result.success
     events = [e.event_type_value for e in result.all_events]
     assert "STEP_UP_FOR_RETRY" not in events and "STEP_RESTARTED" not in events
-    (failure,) = result.get_step_failure_events()
-    data = failure.step_failure_data.user_failure_data
-    assert "failed terminally (not retried)" in data.description
-    assert "dlt_source: " in data.description and problem in data.description
-    assert data.metadata["retryable"].value is False
+    failures = result.get_step_failure_events()
+    assert len(failures) == steps
+    for failure in failures:
+        data = failure.step_failure_data.user_failure_data
+        assert "failed terminally (not retried)" in data.description
+        assert "dlt_source: " in data.description and problem in data.description
+        assert data.metadata["retryable"].value is False
 
 
 @pytest.mark.parametrize("decompose", [False, True], ids=["one_step", "decomposed"])
@@ -183,13 +185,14 @@ def test_a_factory_returning_no_source_at_run_time_fails_without_retry_and_loads
 
     if decompose:
         assets = _assets(pipeline, _later(result), "bad", decompose=True)
-        # the first unit, whose pipeline is its own: its step fails, the others do not start
+        # units run side by side: each unit's step fails on its own factory call
         run = materialize(assets, resources={"dlt": resource}, instance=instance,
                           raise_on_error=False)
     else:
-        run = materialize([_assets(pipeline, _later(result), "bad")],
-                          resources={"dlt": resource}, instance=instance, raise_on_error=False)
-    _terminal_failure(run, RESULTS[result][1])
+        assets = [_assets(pipeline, _later(result), "bad")]
+        run = materialize(assets, resources={"dlt": resource}, instance=instance,
+                          raise_on_error=False)
+    _terminal_failure(run, RESULTS[result][1], steps=len(assets))
     assert not run.get_asset_materialization_events()
     assert _loaded(tmp_path) == before
 
