@@ -73,6 +73,14 @@ class DltRunOperator(BaseOperator):
     :param drain_margin: with `execution_timeout`, the run starts draining this long before
         the timeout, so the drain (and the trace) finish before Airflow kills the task.
     :param push_load_info: also push the scrubbed dlt load info as XCom `load_info`.
+    :param emit_assets: declare an `AssetAlias` `dlt/<pipeline_name>` as an outlet and add one
+        Airflow asset event per table the run loaded (nested tables too), named
+        `<dataset>.<table>`, with `rows_loaded`, `load_ids`, `schema_changes`, `pipeline_name`
+        and `runner_run_id` in its extra. Tables are known only when the run ends, hence the
+        alias. An empty, drained or failed run emits no event.
+    :param asset_uri_prefix: the asset URIs' part before `/<dataset>/<table>`; default: the
+        destination's own (`postgres://host:port/database`, `duckdb:///path/to/file.duckdb`,
+        a filesystem's bucket URL; see `dlt_runner.tables.table_uri`).
     :param unit_resources: run only these resources of the source, as one unit of a
         decomposed source: in its own pipeline `<pipeline_name>__<first resource>` (own working
         folder and state), into the same dataset. `DltRunTaskGroup` sets it; the resources are
@@ -99,11 +107,16 @@ class DltRunOperator(BaseOperator):
         run_config: Union[RunConfig, Mapping[str, Any], None] = None,
         drain_margin: timedelta = timedelta(seconds=60),
         push_load_info: bool = False,
+        emit_assets: bool = True,
+        asset_uri_prefix: Optional[str] = None,
         unit_resources: Optional[Sequence[str]] = None,
         **kwargs: Any,
     ) -> None:
         settings = {name: kwargs.pop(name) for name in SETTINGS if name in kwargs}
         _refuse_near_misses(kwargs)
+        validate.flag(emit_assets, "emit_assets")
+        if emit_assets:
+            kwargs["outlets"] = [*_as_list(kwargs.get("outlets")), asset_alias(pipeline_name)]
         super().__init__(**kwargs)
         # fail at DAG parse time, naming the field and the fix
         if not callable(source):
@@ -141,6 +154,8 @@ class DltRunOperator(BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.drain_margin = drain_margin
         self.push_load_info = push_load_info
+        self.emit_assets = emit_assets
+        self.asset_uri_prefix = validate.asset_uri_prefix(asset_uri_prefix)
         self._runner: Optional[Runner] = None
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -160,6 +175,8 @@ class DltRunOperator(BaseOperator):
             raise failure
         share_secrets()
         report = self._publish_report(context)
+        if self.emit_assets:
+            self._emit_assets(context)
         if self.push_load_info and load_info is not None:
             context["ti"].xcom_push(key="load_info", value=load_info_to_dict(load_info))
         return report  # type: ignore[return-value]
@@ -282,6 +299,35 @@ class DltRunOperator(BaseOperator):
             return None
         return (self.execution_timeout - self.drain_margin).total_seconds()
 
+    def _emit_assets(self, context: Any) -> None:
+        """One asset event per table this run loaded (its own data and packages it finalized),
+        on the alias declared at parse time."""
+        from airflow.sdk import Asset
+
+        from dlt_runner.tables import table_uri
+
+        runner = self._runner
+        if runner is None or runner.report is None:
+            return
+        report, pipeline = runner.report, runner.pipeline
+        rows: dict[str, int] = {}
+        for counts in (report.row_counts, report.finalized_row_counts):
+            for table, count in counts.items():
+                rows[table] = rows.get(table, 0) + count
+        events = context["outlet_events"][asset_alias(self.pipeline_name)]
+        for table, count in sorted(rows.items()):
+            if table.startswith("_dlt") or count <= 0:
+                continue
+            asset = Asset(name=f"{report.dataset_name}.{table}",
+                          uri=table_uri(pipeline, table, self.asset_uri_prefix), group="dlt")
+            events.add(asset, extra=SECRETS.scrub({
+                "rows_loaded": count,
+                "load_ids": [*report.load_ids, *report.finalized_load_ids],
+                "schema_changes": report.schema_changes.get(table, []),
+                "pipeline_name": report.pipeline_name,
+                "runner_run_id": report.run_id,
+            }))
+
     def _publish_report(self, context: Any) -> Optional[dict[str, Any]]:
         """The report out to Airflow: a readable summary in the task log, and the dict (returned
         as XCom `return_value` on success, pushed as `run_report` when the run failed). None
@@ -294,6 +340,19 @@ class DltRunOperator(BaseOperator):
         if report["status"] != "success":
             context["ti"].xcom_push(key="run_report", value=report)
         return report  # type: ignore[no-any-return]
+
+
+def asset_alias(pipeline_name: str) -> Any:
+    """The alias a pipeline's table assets are added to: `dlt/<pipeline_name>`."""
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=f"dlt/{pipeline_name}", group="dlt")
+
+
+def _as_list(outlets: Any) -> list[Any]:
+    if outlets is None:
+        return []
+    return list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
 
 
 def source_arguments(value: Any) -> dict[str, Any]:

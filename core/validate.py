@@ -172,6 +172,23 @@ def lock_timeout(value: Any) -> float:
     return float(value)
 
 
+def asset_uri_prefix(value: Any) -> Optional[str]:
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or not parts.scheme or parts.password or parts.username:
+        raise RunConfigError(
+            "asset_uri_prefix",
+            "expected a URI with a scheme and without user or password"
+            f"{'' if isinstance(value, str) else f', got {type(value).__name__}'}",
+            "pass e.g. 'postgres://warehouse.internal:5432/analytics' (the part before"
+            " /<dataset>/<table>), or leave it out for the destination's own",
+        )
+    return value
+
+
 def progress_every(value: Any) -> Any:
     if value is not None and (not _finite(value) or value <= 0):
         raise RunConfigError(
