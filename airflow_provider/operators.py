@@ -329,14 +329,12 @@ class DltRunOperator(BaseOperator):
             }))
 
     def _publish_report(self, context: Any) -> Optional[dict[str, Any]]:
-        """The report out to Airflow: a readable summary in the task log, and the dict (returned
-        as XCom `return_value` on success, pushed as `run_report` when the run failed). None
-        when the run never started (a mistake found before it)."""
+        """The report out to Airflow as a dict (returned as XCom `return_value` on success,
+        pushed as `run_report` when the run failed); the core already logged its summary, once,
+        into the task log. None when the run never started (a mistake found before it)."""
         if self._runner is None or self._runner.report is None:
             return None
         report = self._runner.report.to_dict()
-        for line in self._runner.report.summary_lines():
-            self.log.info(line)
         if report["status"] != "success":
             context["ti"].xcom_push(key="run_report", value=report)
         return report  # type: ignore[no-any-return]

@@ -653,29 +653,9 @@ def runner(pipeline: "Pipeline", config: Optional[RunConfig] = None, **settings:
 
 
 def _log_summary(report: RunReport) -> None:
-    rows = ", ".join(f"{t}={n}" for t, n in sorted(report.row_counts.items())) or "no rows"
+    """The run's summary as one log record (an orchestrator's task log shows it once)."""
     log = {"success": logger.info, "cancelled": logger.warning}.get(report.status, logger.error)
-    finalized = ""
-    if report.finalized_load_ids:
-        rows_before = ", ".join(
-            f"{t}={n}" for t, n in sorted(report.finalized_row_counts.items())
-        )
-        finalized = (
-            f"; finalized packages {report.finalized_load_ids} of an earlier run"
-            f" ({rows_before or 'no rows'})"
-        )
-    log(
-        "run %s of pipeline %s: %s after %d attempt(s) in %.1f s; %s; load ids %s%s; trace: %s",
-        report.run_id,
-        report.pipeline_name,
-        report.status,
-        report.attempts,
-        report.duration_s,
-        rows,
-        report.load_ids,
-        finalized,
-        report.trace_location or "not stored",
-    )
+    log("%s", "\n".join(report.summary_lines()))
 
 
 def _now() -> datetime:

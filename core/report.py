@@ -399,7 +399,8 @@ class RunReport:
             )
         if report["pending_load_ids"]:
             notes.append(f"pending load packages: {report['pending_load_ids']}")
-        notes.append(f"trace: {trace or report['trace_location'] or 'not stored'}")
+        stored = report["trace_table"] or report["trace_location"]  # a table before a file
+        notes.append(f"trace: {trace or stored or 'not stored'}")
         return (headline, sorted(report["row_counts"].items()),
                 list(report["step_durations"].items()), notes)
 
