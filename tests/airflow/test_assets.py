@@ -36,3 +36,38 @@ def test_each_loaded_table_gets_an_asset_event_with_its_rows(duckdb_connection: 
     extra = events[0][2]
     assert extra["rows_loaded"] == 96 and extra["pipeline_name"] == "shop_orders"
     assert extra["schema_changes"] and extra["load_ids"] and extra["runner_run_id"]
+
+
+def test_a_dag_scheduled_on_the_table_is_queued_by_the_load(duckdb_connection: Path) -> None:
+    """The consumer example is scheduled on `shop_data.orders` by name: the producer's asset
+    event queues a run of it, which the scheduler then starts."""
+    import importlib
+
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    from tests.airflow.conftest import serialized
+
+    serialized(importlib.import_module("airflow_shop_report").dag)
+    with create_session() as session:  # new DAGs start paused; a paused DAG is not queued
+        session.execute(update(DagModel).where(DagModel.dag_id == "dlt_shop_report")
+                        .values(is_paused=False))
+    producer = importlib.import_module("airflow_shop_incremental").dag
+    assert producer.test(logical_date=datetime(2026, 3, 6, tzinfo=timezone.utc)).state == "success"
+    with create_session() as session:
+        queued = session.scalars(select(AssetDagRunQueue.target_dag_id)).all()
+    assert "dlt_shop_report" in queued
+
+
+def test_an_empty_run_emits_no_event(duckdb_connection: Path) -> None:
+    from tests.airflow.conftest import one_task_dag, serialized
+
+    dag = serialized(one_task_dag(
+        "empty_assets", source="shop_source:shop_orders_between",
+        source_kwargs={"start": "2026-03-01T00:00:00+00:00", "end": "2026-03-01T00:00:00+00:00"},
+        pipeline_name="empty_orders", destination="duckdb",
+        destination_conn_id="dlt_shop_duckdb", dataset_name="empty"))
+    assert dag.test().state == "success"
+    assert _events("empty_assets") == []
