@@ -23,6 +23,7 @@ STATE_STORE = os.environ.get("DLT_RUNNER_STATE_STORE", "file:///shared/dlt-runne
 
 with DAG(
     dag_id="dlt_shop_celery",
+    doc_md=__doc__,  # the Docs button in Airflow's UI
     schedule="@hourly",
     start_date=datetime(2026, 1, 1),
     catchup=False,

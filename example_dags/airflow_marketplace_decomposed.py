@@ -21,6 +21,7 @@ from dlt_runner.airflow_provider.task_group import DltRunTaskGroup
 
 with DAG(
     dag_id="dlt_marketplace_decomposed",
+    doc_md=__doc__,  # the Docs button in Airflow's UI
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -16,6 +16,7 @@ from dlt_runner.airflow_provider.operators import DltRunOperator
 
 with DAG(
     dag_id="dlt_shop_incremental",
+    doc_md=__doc__,  # the Docs button in Airflow's UI
     # daily data intervals: each run loads the day that just ended
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2026, 1, 1),

@@ -16,6 +16,7 @@ from dlt_runner.airflow_provider.operators import DltRunOperator
 
 with DAG(
     dag_id="dlt_shop_rest",
+    doc_md=__doc__,  # the Docs button in Airflow's UI
     schedule="@hourly",
     start_date=datetime(2026, 1, 1),
     catchup=False,

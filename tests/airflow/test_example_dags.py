@@ -85,3 +85,14 @@ def test_the_airflow_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "dag.test(dlt_marketplace_decomposed): success" in out.stdout
     assert "marketplace.stores       success  pipeline marketplace__stores:" in out.stdout
     assert query(db, "SELECT count(*) FROM marketplace.store_items") == [(80,)]
+
+
+def test_every_example_dag_has_docs() -> None:
+    """Airflow shows a Docs button only for a DAG with `doc_md`."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    airflow_dags = {d: dag for d, dag in bag.dags.items() if d.startswith("dlt_")}
+    assert len(airflow_dags) >= 5
+    assert [d for d, dag in airflow_dags.items() if not (dag.doc_md or "").strip()] == []
