@@ -65,6 +65,7 @@ def _cli(args: list[str], root: Path, env: dict[str, str]) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.heavy  # five CLI processes (dg, dagster), ~80 s
 def test_a_scaffolded_project_validates_and_materializes(tmp_path: Path) -> None:
     env = _project(tmp_path)
     _cli([str(BIN / "dg"), "scaffold", "defs", COMPONENT, "ingest"], tmp_path, env)
