@@ -186,7 +186,7 @@ def asset_uri_prefix(value: Any) -> Optional[str]:
             "pass e.g. 'postgres://warehouse.internal:5432/analytics' (the part before"
             " /<dataset>/<table>), or leave it out for the destination's own",
         )
-    return value
+    return str(value)
 
 
 def progress_every(value: Any) -> Any:
