@@ -23,10 +23,10 @@ def table_of(pipeline: "Pipeline", resource: Any) -> str:
     return _naming(pipeline).normalize_table_identifier(str(name))  # type: ignore[no-any-return]
 
 
-def qualified_name(pipeline: "Pipeline", table: str) -> str:
+def qualified_name(database: Optional[str], dataset: Optional[str], table: str) -> str:
     """`<database>.<dataset>.<table>`: the fully qualified name Dagster and lineage tools match
-    tables by (`<dataset>.<table>` when the database is not known without connecting)."""
-    return ".".join(part for part in (database_of(pipeline), pipeline.dataset_name, table) if part)
+    tables by (parts not known, e.g. the database without connecting, are left out)."""
+    return ".".join(part for part in (database, dataset, table) if part)
 
 
 def database_of(pipeline: "Pipeline") -> Optional[str]:

@@ -27,6 +27,7 @@ from dlt_runner.tables import (
     columns_of,
     count_rows,
     database_of,
+    qualified_name,
     storage_columns,
     table_of,
     tables_with_nested,
@@ -112,8 +113,7 @@ def materialization_metadata(
         "dataset_name": report.dataset_name or "",
         "first_run": bool(facts.load_info.get("first_run")),
         "jobs": MetadataValue.json(_jobs(facts.load_info, asset.tables)),
-        "dagster/table_name": ".".join(
-            p for p in (facts.database, report.dataset_name, asset.table) if p),
+        "dagster/table_name": qualified_name(facts.database, report.dataset_name, asset.table),
         "dagster/storage_kind": destination,
         "dagster/column_schema": MetadataValue.table_schema(_column_schema(pipeline, asset.table)),
     }

@@ -27,7 +27,7 @@ from dagster import (
     SupersessionWarning,
 )
 
-from dlt_runner.tables import database_of, table_of
+from dlt_runner.tables import database_of, qualified_name, table_of
 
 _UNKNOWN = object()
 
@@ -50,8 +50,8 @@ class DltResourceTranslatorData:
         if self.pipeline is None or not self.pipeline.dataset_name:
             return None
         database = database_of(self.pipeline) if self.database is _UNKNOWN else self.database
-        parts = (database, self.pipeline.dataset_name, table_of(self.pipeline, self.resource))
-        return ".".join(part for part in parts if part)
+        return qualified_name(database, self.pipeline.dataset_name,
+                              table_of(self.pipeline, self.resource))
 
 
 class DltRunnerTranslator:
