@@ -26,6 +26,16 @@ __all__ = ["DltDestinationHook", "DltRunOperator", "DltRunTaskGroup", "get_provi
 
 __getattr__ = lazy(_EXPORTS, globals())
 
+DESTINATIONS: tuple[str, ...] = (
+    "athena", "bigquery", "clickhouse", "databricks", "dremio", "duckdb", "ducklake", "fabric",
+    "filesystem", "lance", "lancedb", "motherduck", "mssql", "postgres", "qdrant", "redshift",
+    "snowflake", "sqlalchemy", "synapse", "weaviate",
+)
+"""The connection form's destination types: the factories `dlt.destinations` exports, less
+`destination` (a custom destination needs a Python callable) and `dummy` (loads nothing).
+Static because the providers manager imports this module without dlt; a test compares it with
+the installed dlt."""
+
 
 def version() -> str:
     import dlt_runner
@@ -34,7 +44,12 @@ def version() -> str:
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Provider metadata for the `apache_airflow_provider` entry point."""
+    """Provider metadata for the `apache_airflow_provider` entry point.
+
+    Airflow 3.3's form writes the value of every conn-field into the Extra JSON as soon as the
+    connection type is picked, so each field has a default that is not null: the box then shows
+    the keys to fill (`credentials` among them) rather than a row of nulls.
+    """
     return {
         "package-name": "dlt-runner",
         "name": "dlt-runner",
@@ -65,18 +80,36 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "destination": {
                         "label": "dlt destination",
-                        "description": "dlt destination type this connection is for:"
-                        " postgres, duckdb, filesystem, ...",
-                        "schema": {"type": ["string", "null"]},
+                        "description": "The dlt destination type this connection is for; it"
+                        " decides how the other fields are read (an operator's destination"
+                        " argument takes precedence). Example: postgres.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": list(DESTINATIONS),
+                            "default": "duckdb",
+                        },
                     },
                     "database_path": {
                         "label": "Database file (duckdb)",
-                        "schema": {"type": ["string", "null"]},
+                        "description": "duckdb: the database file on the worker, e.g."
+                        " /data/warehouse.duckdb (motherduck: md:my_db). Empty: Host, else"
+                        " dlt's default file. Ignored by other destinations.",
+                        "schema": {"type": ["string", "null"], "default": ""},
                     },
                     "bucket_url": {
                         "label": "Bucket URL (filesystem)",
-                        "description": "s3://bucket/path, gs://..., file:///data/...",
-                        "schema": {"type": ["string", "null"]},
+                        "description": "filesystem: where the files go, e.g. s3://bucket/path,"
+                        " gs://bucket/path or file:///data/lake; Login and Password are the"
+                        " access key id and secret. Ignored by other destinations.",
+                        "schema": {"type": ["string", "null"], "default": ""},
+                    },
+                    "credentials": {
+                        "label": "More credentials",
+                        "description": "Credential fields merged over those Host, Port, Login,"
+                        " Password and Database give, e.g. {\"sslmode\": \"require\"} for"
+                        " postgres or {\"project_id\": \"...\", \"private_key\": \"...\","
+                        " \"client_email\": \"...\"} for bigquery.",
+                        "schema": {"type": ["object", "null"], "default": {}},
                     },
                 },
                 "ui-field-behaviour": {
@@ -86,9 +119,12 @@ def get_provider_info() -> dict[str, Any]:
                         "login": "User / access key id",
                         "password": "Password / secret key",
                     },
+                    # Airflow 3's form has no placeholder for the Extra JSON box: the
+                    # `credentials` field above carries that hint
                     "placeholders": {
-                        "host": "db.example.com (postgres)",
-                        "extra": '{"credentials": {"sslmode": "require"}}',
+                        "host": "db.example.com (postgres), or the database file (duckdb)",
+                        "port": "5432 (postgres)",
+                        "schema": "the database name (postgres)",
                     },
                 },
             }

@@ -55,7 +55,8 @@ class DltRunOperator(BaseOperator):
         called once per extract attempt. Templated kwargs go to it.
     :param pipeline_name: the dlt pipeline name (templated).
     :param destination: dlt destination type ("duckdb", "postgres", "filesystem", ...) or a
-        dlt destination (then credentials come from it, not from a connection).
+        dlt destination (then credentials come from it, not from a connection). Default: the
+        connection's destination type (its extra `destination`), else "duckdb".
     :param dataset_name: dataset (schema) to load into (templated).
     :param destination_conn_id: an Airflow Connection of type `dlt` with the credentials.
     :param pipelines_dir: where working folders live. Default `$DLT_RUNNER_PIPELINES_DIR` or
@@ -80,7 +81,7 @@ class DltRunOperator(BaseOperator):
         alias. An empty, drained or failed run emits no event.
     :param asset_uri_prefix: the asset URIs' part before `/<dataset>/<table>`; default: the
         destination's own (`postgres://host:port/database`, `duckdb:///path/to/file.duckdb`,
-        a filesystem's bucket URL; see `dlt_runner.tables.table_uri`).
+        a filesystem's bucket URL; see `dlt_runner.lineage`).
     :param unit_resources: run only these resources of the source, as one unit of a
         decomposed source: in its own pipeline `<pipeline_name>__<first resource>` (own working
         folder and state), into the same dataset. `DltRunTaskGroup` sets it; the resources are
@@ -97,7 +98,7 @@ class DltRunOperator(BaseOperator):
         *,
         source: TSource,
         pipeline_name: str,
-        destination: Any = "duckdb",
+        destination: Any = None,
         dataset_name: Optional[str] = None,
         source_kwargs: Optional[Mapping[str, Any]] = None,
         destination_conn_id: Optional[str] = None,
@@ -122,8 +123,8 @@ class DltRunOperator(BaseOperator):
         if not callable(source):
             validate.import_path(source, "source")
         self.run_config = _run_config(run_config, dlt_retry_policy, settings)
-        self.destination = _destination(destination)
-        if destination_conn_id and not isinstance(destination, str):
+        self.destination = None if destination is None else _destination(destination)
+        if destination_conn_id and destination is not None and not isinstance(destination, str):
             raise RunConfigError(
                 "destination_conn_id", "would be ignored: the destination is a dlt destination"
                 " object, which brings its own credentials",
@@ -249,15 +250,16 @@ class DltRunOperator(BaseOperator):
         from dlt_runner.errors import one_line
         from dlt_runner.retry import is_config_error
 
-        if not isinstance(self.destination, str):
+        if self.destination is not None and not isinstance(self.destination, str):
             return self.destination
-        kwargs: dict[str, Any] = {}
+        kind, kwargs = self.destination or "duckdb", {}
         if self.destination_conn_id:
             from dlt_runner.airflow_provider.hooks import DltDestinationHook
 
+            hook = DltDestinationHook(self.destination_conn_id)
             try:
-                kwargs = DltDestinationHook(self.destination_conn_id).destination_kwargs(
-                    self.destination)
+                kind = self.destination or hook.destination_type()
+                kwargs = hook.destination_kwargs(kind)
             except AirflowNotFoundException as ex:
                 raise RunConfigError(
                     "destination_conn_id", f"no Airflow connection {self.destination_conn_id!r}",
@@ -265,13 +267,12 @@ class DltRunOperator(BaseOperator):
                     " or AIRFLOW_CONN_<ID>) or fix destination_conn_id",
                 ) from ex
         try:
-            return Destination.from_reference(self.destination, **kwargs)
+            return Destination.from_reference(kind, **kwargs)
         except Exception as ex:
             if not is_config_error(ex):
                 raise
             raise RunConfigError(
-                "destination", f"dlt cannot make destination {self.destination!r}"
-                f" ({one_line(ex)})",
+                "destination", f"dlt cannot make destination {kind!r} ({one_line(ex)})",
                 "use a destination type dlt knows (duckdb, postgres, bigquery, filesystem, ...),"
                 " a module path to a destination factory, or a dlt destination object",
             ) from ex
@@ -299,27 +300,33 @@ class DltRunOperator(BaseOperator):
             return None
         return (self.execution_timeout - self.drain_margin).total_seconds()
 
-    def _emit_assets(self, context: Any) -> None:
-        """One asset event per table this run loaded (its own data and packages it finalized),
-        on the alias declared at parse time."""
-        from airflow.sdk import Asset
-
-        from dlt_runner.tables import table_uri
-
-        runner = self._runner
-        if runner is None or runner.report is None:
-            return
-        report, pipeline = runner.report, runner.pipeline
+    def _loaded(self) -> dict[str, int]:
+        """Rows per table this run loaded (its own data and packages it finalized): what
+        assets and lineage report. Empty when the run loaded nothing or never started."""
+        report = self._runner.report if self._runner is not None else None
+        if report is None:
+            return {}
         rows: dict[str, int] = {}
         for counts in (report.row_counts, report.finalized_row_counts):
             for table, count in counts.items():
-                rows[table] = rows.get(table, 0) + count
+                if not table.startswith("_dlt") and count > 0:
+                    rows[table] = rows.get(table, 0) + count
+        return dict(sorted(rows.items()))
+
+    def _emit_assets(self, context: Any) -> None:
+        """One asset event per table this run loaded, on the alias declared at parse time."""
+        from airflow.sdk import Asset
+
+        from dlt_runner.lineage import location
+
+        loaded = self._loaded()
+        if not loaded or self._runner is None or self._runner.report is None:
+            return
+        report, pipeline = self._runner.report, self._runner.pipeline
         events = context["outlet_events"][asset_alias(self.pipeline_name)]
-        for table, count in sorted(rows.items()):
-            if table.startswith("_dlt") or count <= 0:
-                continue
+        for table, count in loaded.items():
             asset = Asset(name=f"{report.dataset_name}.{table}",
-                          uri=table_uri(pipeline, table, self.asset_uri_prefix), group="dlt")
+                          uri=location(pipeline, table, self.asset_uri_prefix).uri, group="dlt")
             events.add(asset, extra=SECRETS.scrub({
                 "rows_loaded": count,
                 "load_ids": [*report.load_ids, *report.finalized_load_ids],
@@ -328,13 +335,26 @@ class DltRunOperator(BaseOperator):
                 "runner_run_id": report.run_id,
             }))
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (apache-airflow-providers-openlineage calls this): the tables loaded,
+        named like their assets, with their columns and rows, and what the source read."""
+        from dlt_runner.airflow_provider.lineage import operator_lineage
+
+        return operator_lineage(self._runner, self._loaded(), self.asset_uri_prefix)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion: a failed or drained run may still have loaded some tables (a
+        finalized package, a completed unit); those are outputs, the rest are not."""
+        return self.get_openlineage_facets_on_complete(task_instance)
+
     def _publish_report(self, context: Any) -> Optional[dict[str, Any]]:
         """The report out to Airflow as a dict (returned as XCom `return_value` on success,
-        pushed as `run_report` when the run failed); the core already logged its summary, once,
-        into the task log. None when the run never started (a mistake found before it)."""
+        pushed as `run_report` when the run failed), with `runner_run_id` and one readable
+        `trace_location`; the core already logged its summary, once, into the task log. None
+        when the run never started (a mistake found before it)."""
         if self._runner is None or self._runner.report is None:
             return None
-        report = self._runner.report.to_dict()
+        report = self._runner.report.published()
         if report["status"] != "success":
             context["ti"].xcom_push(key="run_report", value=report)
         return report  # type: ignore[no-any-return]

@@ -43,7 +43,7 @@ print(json.dumps({"seconds": elapsed, "dlt": "dlt" in sys.modules,
 
 def write_dags(folder: Path, tasks: int) -> dict[str, Path]:
     dlt_dag = HEADER.format(
-        import_line="from dlt_runner.airflow_provider.operators import DltRunOperator",
+        import_line="from dlt_runner.airflow_provider import DltRunOperator",  # package root
         dag_id="dlt_runner_20") + "".join(DLT_TASK.format(n=n) for n in range(tasks))
     empty_dag = HEADER.format(
         import_line="from airflow.providers.standard.operators.empty import EmptyOperator",

@@ -129,6 +129,8 @@ class Runner:
         self.report: Optional[RunReport] = None
         self.progress_sink: Optional[Callable[[str], None]] = None
         """Where progress lines go (an orchestrator's step log); None: the runner's logger."""
+        self.extracted: Any = None
+        """The source (or resource) of the last extract attempt: lineage reads its inputs."""
         self._cancellation = Cancellation()
         self._traces = (
             TraceStore(pipeline, self.config.store_trace_info)
@@ -470,6 +472,7 @@ class Runner:
                         "source", f"the factory {getattr(data, '__name__', data)!r} returned None",
                         "return the dlt source or resource from it (a missing `return`?)",
                     )
+            self.extracted = payload
             return pipeline.run(payload, **dest_kwargs, **data_kwargs)
 
         return call

@@ -341,6 +341,16 @@ class RunReport:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def published(self) -> dict[str, Any]:
+        """What an orchestrator or the CLI shows (XCom, `--json`): `to_dict()` with the run id
+        also as `runner_run_id`, apart from the orchestrator's own run id, and one trace
+        location: the trace table when the trace is in one, else its fallback file or why it
+        is in neither (`trace_table` is left out: it said the same in another format)."""
+        data = self.to_dict()
+        data["runner_run_id"] = data["run_id"]
+        data["trace_location"] = data.pop("trace_table") or data["trace_location"]
+        return data
+
     def summary_lines(self, trace: Optional[str] = None) -> list[str]:
         """A readable summary for an orchestrator's task log: outcome, rows per table, step
         times, schema changes, pending packages, trace. Scrubbed like `to_dict`.

@@ -7,7 +7,7 @@ these answers come from the pipeline's schema, so they hold for any orchestrator
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Optional
 
 from dlt_runner.log import logger
@@ -45,52 +45,6 @@ def database_of(pipeline: "Pipeline") -> Optional[str]:
     if pipeline.destination.destination_name == "duckdb":
         return PurePath(database).stem  # DuckDB names a file's catalog after its stem
     return database
-
-
-def table_uri(pipeline: "Pipeline", table: str, prefix: Optional[str] = None) -> str:
-    """Where a table lives, as a URI lineage tools and Airflow assets agree on, never with
-    credentials:
-
-    - PostgreSQL (and what dlt reaches by host): `postgres://<host>:<port>/<database>/<dataset>/<table>`,
-      Airflow's postgres asset form;
-    - DuckDB: `duckdb://localhost/<absolute file path>/<dataset>/<table>` (a file is local to
-      its machine; Airflow would fold an empty host away);
-    - filesystem: `<bucket_url>/<dataset>/<table>` (s3://, gs://, az://, file://);
-    - anything else: `dlt://<destination name>/<dataset>/<table>`.
-
-    `prefix` replaces everything before `/<dataset>/<table>` (your own naming)."""
-    dataset = pipeline.dataset_name
-    if prefix:
-        return f"{prefix.rstrip('/')}/{dataset}/{table}"
-    name = pipeline.destination.destination_name if pipeline.destination else "unknown"
-    try:
-        config = pipeline.destination_client().config
-    except Exception:
-        config = None
-    credentials = getattr(config, "credentials", None)
-    if name == "filesystem" and getattr(config, "bucket_url", None):
-        return f"{_no_auth(str(config.bucket_url)).rstrip('/')}/{dataset}/{table}"  # type: ignore[union-attr]
-    database = getattr(credentials, "database", None)
-    host = getattr(credentials, "host", None)
-    if name == "duckdb" and isinstance(database, str) and database != ":memory:":
-        return f"duckdb://localhost{Path(database).resolve()}/{dataset}/{table}"
-    if host and database:
-        port = getattr(credentials, "port", None)
-        scheme = "postgres" if name == "postgres" else name
-        return f"{scheme}://{host}{f':{port}' if port else ''}/{database}/{dataset}/{table}"
-    return f"dlt://{name}/{dataset}/{table}"
-
-
-def _no_auth(url: str) -> str:
-    """A URL without user and password (a bucket URL may carry them)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def tables_with_nested(pipeline: "Pipeline", table: str) -> list[str]:

@@ -12,23 +12,30 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, task
 
+# by name: the URI (where the table lives) comes from the producer's connection
+ORDERS = Asset.ref(name="shop_data.orders")
+
 with DAG(
     dag_id="dlt_shop_report",
-    # by name: the URI (where the table lives) comes from the producer's connection
-    schedule=[Asset.ref(name="shop_data.orders")],
+    schedule=[ORDERS],
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["dlt", "example"],
     doc_md=__doc__,
 ) as dag:
 
-    @task
+    @task(inlets=[ORDERS])
     def report(**context: Any) -> dict[str, Any]:
-        """Rows the producer loaded, per triggering event."""
+        """Rows the producer loaded, per triggering event.
+
+        Airflow links events to a run through the asset's id, which a reference by name gets
+        only once the asset exists: the first run it triggers lists no events. Then the
+        table's newest event (an inlet) is the one that triggered it."""
+        events = [e for found in context["triggering_asset_events"].values() for e in found]
+        events = events or list(context["inlet_events"][ORDERS][-1:])
         loaded = {}
-        for events in context["triggering_asset_events"].values():
-            for event in events:
-                loaded[event.extra["runner_run_id"]] = event.extra["rows_loaded"]
+        for event in events:
+            loaded[event.extra["runner_run_id"]] = event.extra["rows_loaded"]
         print(f"orders loaded by the runs that triggered this one: {loaded}")
         return loaded
 

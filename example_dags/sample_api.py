@@ -2,7 +2,8 @@
 
     python example_dags/sample_api.py --port 8765 --latency-ms 20 --fail-every 7
 
-`/customers` and `/orders?since=<id>` answer pages of JSON `{"data": [...], "next": url}`.
+`/customers` and `/orders?since=<id>` answer pages of JSON `{"data": [...], "next": url}`;
+an order holds a list of 1 to 3 `items` (dlt loads them into the nested table `orders__items`).
 `--fail-every N` makes every N-th request answer 503 (a transient error dlt's HTTP client
 retries); `--latency-ms` delays every answer. Binds to 127.0.0.1 only.
 """
@@ -62,7 +63,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/orders":
             since = int(query.get("since", -1))
             rows = [
-                {"id": i, "customer_id": i % self.server.customers, "amount": (i * 7) % 90 + 10}
+                {"id": i, "customer_id": i % self.server.customers, "amount": (i * 7) % 90 + 10,
+                 "items": [{"sku": f"sku-{(i * n) % 17}", "quantity": n}
+                           for n in range(1, i % 3 + 2)]}
                 for i in range(since + 1, self.server.orders)
             ]
         else:

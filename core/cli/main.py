@@ -119,13 +119,10 @@ def _execute(spec: PipelineSpec, args: argparse.Namespace) -> int:
     if report is None:
         return _fail_config(args, ["the run did not start"])
     if args.json:
-        data = report.to_dict()
+        data = report.published()
         data.update(
-            status=data["status"],
             duration_ms=round(report.duration_s * 1000),
             rows_written=sum(report.row_counts.values()),
-            attempts=report.attempts,
-            trace_location=report.trace_table or report.trace_location,
             exit_code=int(code),
         )
         _print_json(data)

@@ -9,7 +9,8 @@ from typing import Any
 from tests.airflow.conftest import DAGS
 
 
-def _events(dag_id: str) -> list[Any]:
+def _events(dag_id: str, run_id: str | None = None) -> list[Any]:
+    """(asset name, URI, extra) of the events a DAG (or one of its runs) emitted."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -19,6 +20,7 @@ def _events(dag_id: str) -> list[Any]:
             select(AssetModel.name, AssetModel.uri, AssetEvent.extra)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetEvent.source_dag_id == dag_id)
+            .where(AssetEvent.source_run_id == run_id if run_id else True)
         ).all()
         return [tuple(r) for r in rows]
 
@@ -30,7 +32,7 @@ def test_each_loaded_table_gets_an_asset_event_with_its_rows(duckdb_connection: 
     dag = importlib.import_module("airflow_shop_incremental").dag
     run = dag.test(logical_date=datetime(2026, 3, 3, tzinfo=timezone.utc))
     assert run.state == "success"
-    events = _events(dag.dag_id)
+    events = _events(dag.dag_id, run.run_id)
     assert [(name, uri) for name, uri, _ in events] == [
         ("shop_data.orders", f"duckdb://localhost{duckdb_connection.resolve()}/shop_data/orders")]
     extra = events[0][2]

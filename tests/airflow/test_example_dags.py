@@ -33,7 +33,11 @@ def test_incremental_example_loads_the_data_interval(duckdb_connection: Path) ->
     traces = query(
         duckdb_connection, "SELECT run_id, status FROM shop_data_traces.shop_orders_trace"
     )
-    assert traces == [(report["run_id"], "success")]
+    assert traces == [(report["runner_run_id"], "success")]  # not Airflow's run id
+    assert report["runner_run_id"] != ti.run_id
+    # one readable trace location: the table, not a local file URL beside it
+    assert report["trace_location"] == "duckdb:shop_data_traces.shop_orders_trace"
+    assert "trace_table" not in report
 
 
 def test_rest_example_loads_the_sample_api_despite_transient_5xx(
@@ -50,7 +54,7 @@ def test_rest_example_loads_the_sample_api_despite_transient_5xx(
         assert run.state == "success"
         ti = run.get_task_instances()[0]
         report = ti.xcom_pull(task_ids="load_shop_api")
-        assert report["row_counts"] == {"customers": 30, "orders": 200}
+        assert report["row_counts"] == {"customers": 30, "orders": 200, "orders__items": 399}
         assert api.failures > 0  # the 503s happened and were absorbed
         assert ti.xcom_pull(task_ids="load_shop_api", key="load_info")["dataset_name"] == "shop_api"
         orders = query(duckdb_connection, "SELECT count(DISTINCT id) FROM shop_api.orders")
@@ -78,7 +82,7 @@ def test_the_airflow_demo_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "task load_shop_api ended success" in out.stdout
-    assert "loaded:     {'customers': 30, 'orders': 200}" in out.stdout
+    assert "loaded:     {'customers': 30, 'orders': 200, 'orders__items': 399}" in out.stdout
     assert "trace went: duckdb:" in out.stdout
     db = tmp_path / "demo" / "shop_airflow.duckdb"
     assert query(db, "SELECT count(*) FROM shop_api.orders") == [(200,)]

@@ -245,3 +245,24 @@ def test_a_filesystem_connection_writes_files_under_its_bucket_url(
         for line in (gzip.open(f, "rt") if f.suffix == ".gz" else open(f)).read().splitlines()
     )
     assert ids == [0, 1, 2, 3]
+
+
+def test_without_destination_the_connections_type_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection whose dropdown says filesystem loads files, not a DuckDB named after it."""
+    lake = tmp_path / "lake"
+    monkeypatch.setenv("AIRFLOW_CONN_DLT_LAKE", json.dumps(
+        {"conn_type": "dlt", "extra": {"destination": "filesystem", "bucket_url": lake.as_uri(),
+                                       "database_path": "", "credentials": {}}}))
+    monkeypatch.setenv("DLT_RUNNER_PIPELINES_DIR", str(tmp_path / "pipelines"))
+    dag = serialized(one_task_dag(
+        "conn_decides", source="shop_source:shop_orders_between",
+        source_kwargs={"start": "2026-03-01T00:00:00+00:00", "end": "2026-03-01T02:00:00+00:00"},
+        pipeline_name="lake_orders", destination_conn_id="dlt_lake", dataset_name="raw"))
+    run = dag.test()
+    assert run.state == "success"
+    report = only_ti(run).xcom_pull(task_ids="load")
+    assert report["destination"] == "filesystem" and report["row_counts"] == {"orders": 8}
+    assert list((lake / "raw" / "orders").iterdir())  # the files are in the bucket
+    assert not list(tmp_path.rglob("*.duckdb"))
