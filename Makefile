@@ -4,11 +4,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Prefect 3's pins clash with Airflow's and Dagster's: its adapter is tested in a venv of its own
+PVENV ?= .venv-prefect
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install servers test test-heavy celery-demo demo lint lock chaos chaos-workers crashpoints peer bench clean
+.PHONY: install install-prefect servers test test-heavy celery-demo demo lint lock chaos chaos-workers crashpoints peer bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,14 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml | $(BIN)/uv
 
 install: $(VENV)/.installed
 
+$(PVENV)/.installed: requirements/prefect.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(PVENV)
+	$(BIN)/uv pip install --quiet --python $(PVENV)/bin/python -r requirements/prefect.lock
+	$(BIN)/uv pip install --quiet --python $(PVENV)/bin/python --no-deps -e .
+	touch $@
+
+install-prefect: $(PVENV)/.installed
+
 # the tests start their own throwaway PostgreSQL and Redis (the Celery broker) servers; they need
 # Debian's binaries
 servers:
@@ -31,8 +41,9 @@ servers:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; \
 	fi
 
-test: install servers
+test: install install-prefect servers
 	$(BIN)/python -m pytest -m "not heavy" $(PYTEST_ARGS)
+	$(PVENV)/bin/python -m pytest -m "not heavy" tests/prefect $(PYTEST_ARGS)
 
 # Airflow on the CeleryExecutor (Redis, PostgreSQL, two workers, a state store) until Ctrl-C
 celery-demo: install servers
@@ -71,23 +82,28 @@ bench: install
 	@status=0; for b in $(BENCHES); do \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || status=1; done; exit $$status
 
-lint: install
+lint: install install-prefect
 	$(BIN)/ruff check .
 	@# mypy cannot follow the editable package-dir mapping: give it the installed layout in links
 	rm -rf build/mypy && mkdir -p build/mypy/dlt_runner
 	ln -s $(CURDIR)/core/* build/mypy/dlt_runner/
 	ln -s $(CURDIR)/airflow_provider $(CURDIR)/dagster_integration build/mypy/dlt_runner/
 	MYPYPATH=build/mypy $(BIN)/mypy -p dlt_runner
+	ln -s $(CURDIR)/prefect_integration build/mypy/dlt_runner/
+	MYPYPATH=build/mypy $(PVENV)/bin/mypy -p dlt_runner.prefect_integration
 
-demo: install
+demo: install install-prefect
 	$(BIN)/python example_dags/core_example.py
 	$(BIN)/python example_dags/airflow_demo.py
 	$(BIN)/python example_dags/dagster_demo.py
+	$(PVENV)/bin/python example_dags/prefect_shop.py
 
 # refresh the lock after changing dependencies in pyproject.toml
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 \
 		--no-header --quiet -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test-prefect --python-version 3.11 \
+		--no-header --quiet -o requirements/prefect.lock
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(PVENV) .demo .pytest_cache .mypy_cache .ruff_cache build *.egg-info

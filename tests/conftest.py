@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 
@@ -17,6 +18,10 @@ import pytest
 
 from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.s3 import S3Server, start_s3
+
+# tests/prefect run in .venv-prefect (`make test` runs both): Prefect's pins clash with the
+# main environment's, which therefore has no Prefect to collect them with
+collect_ignore = ["prefect"] if importlib.util.find_spec("prefect") is None else []
 
 _SIGNAL_HANDLERS = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
