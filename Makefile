@@ -96,7 +96,8 @@ demo: install install-prefect
 	$(BIN)/python example_dags/core_example.py
 	$(BIN)/python example_dags/airflow_demo.py
 	$(BIN)/python example_dags/dagster_demo.py
-	$(PVENV)/bin/python example_dags/prefect_shop.py
+	@# without PREFECT_API_URL the example starts a temporary Prefect server (20 s allowed by default)
+	PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120 $(PVENV)/bin/python example_dags/prefect_shop.py
 
 # refresh the lock after changing dependencies in pyproject.toml
 lock: | $(BIN)/uv

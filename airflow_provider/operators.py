@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from airflow.sdk import BaseOperator
@@ -278,15 +276,7 @@ class DltRunOperator(BaseOperator):
             ) from ex
 
     def _pipelines_dir(self) -> str:
-        """Checked here too: the worker's disk is not the DAG processor's."""
-        field, folder = "pipelines_dir", self.pipelines_dir
-        if not folder:
-            field, folder = "DLT_RUNNER_PIPELINES_DIR", os.environ.get("DLT_RUNNER_PIPELINES_DIR")
-        if not folder:
-            home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-            field, folder = "$AIRFLOW_HOME/dlt_pipelines", str(Path(home) / "dlt_pipelines")
-        validate.pipelines_dir(folder, field)
-        return folder
+        return validate.pipelines_root(self.pipelines_dir, "AIRFLOW_HOME", "~/airflow")
 
     @staticmethod
     def _run_key(context: Any) -> str:

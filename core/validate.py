@@ -262,6 +262,23 @@ def pipelines_dir(value: Any, field: str = "pipelines_dir") -> Optional[str]:
     return value
 
 
+def pipelines_root(folder: Optional[str], home_variable: str, home_default: str) -> str:
+    """Where an adapter's working folders live: `folder`, else `$DLT_RUNNER_PIPELINES_DIR`,
+    else `dlt_pipelines` in the orchestrator's home (`$<home_variable>`, else `home_default`):
+    persistent per worker, so a retry resumes. Checked where the task runs: the worker's disk
+    is not the scheduler's."""
+    import os
+
+    field = "pipelines_dir"
+    if not folder:
+        field, folder = "DLT_RUNNER_PIPELINES_DIR", os.environ.get("DLT_RUNNER_PIPELINES_DIR")
+    if not folder:
+        home = os.environ.get(home_variable) or os.path.expanduser(home_default)
+        field, folder = f"${home_variable}/dlt_pipelines", os.path.join(home, "dlt_pipelines")
+    pipelines_dir(folder, field)
+    return folder
+
+
 def import_path(value: Any, field: str) -> str:
     """A "package.module:attribute" reference (imported later, where the code runs)."""
     if not isinstance(value, str) or not _IMPORT_PATH.match(value):

@@ -50,7 +50,8 @@ def prefect_shop(order_count: int = 100) -> dict[str, Any]:
 def main() -> None:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     report = prefect_shop(order_count=100)
-    print("whole source:", json.dumps(report["row_counts"]), "trace:", report["trace_location"])
+    print("whole source:", json.dumps(report["row_counts"], sort_keys=True),
+          "trace:", report["trace_location"])
     decomposed = run_pipeline_flow.with_options(
         name="prefect-shop-decomposed", task_runner=ProcessPoolTaskRunner(max_workers=2)
     )
@@ -63,7 +64,7 @@ def main() -> None:
         destination=dlt.destinations.duckdb(str(DEMO_DIR / "prefect_shop.duckdb")),
     )
     for unit, unit_report in reports.items():
-        print(f"unit {unit}: {json.dumps(unit_report['row_counts'])} via"
+        print(f"unit {unit}: {json.dumps(unit_report['row_counts'], sort_keys=True)} via"
               f" {unit_report['pipeline_name']}")
 
 

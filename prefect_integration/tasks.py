@@ -15,16 +15,19 @@ run; the outcome (`dlt_runner.outcome.outcome_of`) becomes a Prefect state:
 - Prefect's cancellation of the flow run (SIGTERM to its process) is a drain inside the core;
   then the task raises Prefect's `TerminationSignal`, which Prefect's engine turns into
   Cancelled (never retried), exactly as if the signal had reached it directly.
+
+On the main thread the core runs on a worker thread, so that Prefect's own SIGTERM handler stays
+installed (see `_run_beside_prefect`).
 """
 
 from __future__ import annotations
 
-import os
+import contextvars
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from prefect import flow, get_run_logger, task
@@ -127,6 +130,7 @@ def run_pipeline(
     board = RunArtifacts(pipeline_name, try_number, logger) if artifacts else None
     runner: Optional[Runner] = None
     failure: Optional[BaseException] = None
+    received: Optional[signal.Signals] = None
     try:
         config = _config(run_config, {
             "retry_policy": retry_policy, "retry_pipeline_steps": retry_pipeline_steps,
@@ -150,7 +154,12 @@ def run_pipeline(
         runner = Runner(pipeline, config)
         runner.progress_sink = (board.progress_sink(pipeline) if board is not None
                                 else logger.info)
-        runner.run(data, run_key=_run_key(context, pipeline.pipeline_name), **kwargs)
+        run_key = _run_key(context, pipeline.pipeline_name)
+        core = runner
+        received, raised = _run_beside_prefect(
+            lambda: core.run(data, run_key=run_key, **kwargs), core.cancel)
+        if raised is not None:
+            raise raised
     except BaseException as ex:
         failure = ex
     report = runner.report if runner is not None else None
@@ -163,19 +172,67 @@ def run_pipeline(
     if failure is None:
         assert report is not None
         return report.published()
-    raise _prefect_outcome(failure, report.published() if report else None, board, logger)
+    raise _prefect_outcome(failure, report.published() if report else None, board, logger,
+                           received)
+
+
+def _run_beside_prefect(run: Callable[[], object], cancel: Callable[[str], None]
+                        ) -> tuple[Optional[signal.Signals], Optional[BaseException]]:
+    """Runs `run` (the core's `Runner.run`); returns the signal that asked it to drain and
+    what `run` raised.
+
+    Prefect (3.9) cancels a served or worker-run flow run by sending a cancel intent over its
+    control channel, then SIGTERM. The flow-run process acknowledges the intent only while
+    Prefect's own SIGTERM handler is installed, and only an acknowledged SIGTERM ends the run
+    Cancelled; otherwise it ends Crashed. The core holds dlt's signal interception on the main
+    thread for the whole run, which replaces that handler. So on the main thread the core runs
+    on a worker thread (where it intercepts nothing) and the first signal that reaches this
+    thread, Prefect's `TerminationSignal` or SIGINT's `KeyboardInterrupt`, becomes
+    `Runner.cancel`: the same drain a first signal is. A second signal is a hard stop: it is
+    raised at once (the worker is a daemon thread and dies with the process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        run()  # no signal reaches this thread: the core's cancel() and deadlines still work
+        return None, None
+    raised: list[BaseException] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            run()
+        except BaseException as ex:  # handed to the caller's thread below
+            raised.append(ex)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(target,),
+                              name="dlt-runner-core", daemon=True)
+    worker.start()
+    received: Optional[signal.Signals] = None
+    while not done.is_set():
+        try:  # not Thread.join: a signal raising inside join() marks the thread stopped
+            done.wait(0.2)
+        except (TerminationSignal, KeyboardInterrupt) as ex:
+            if received is not None:
+                raise  # a second signal: hard stop
+            received = (signal.Signals(ex.signal) if isinstance(ex, TerminationSignal)
+                        else signal.SIGINT)
+            cancel(f"{received.name} received")
+    return received, (raised[0] if raised else None)
 
 
 def _prefect_outcome(ex: BaseException, report: Optional[dict[str, Any]],
-                     board: Optional[RunArtifacts], logger: Any) -> BaseException:
+                     board: Optional[RunArtifacts], logger: Any,
+                     received: Optional[signal.Signals] = None) -> BaseException:
     """What Prefect gets for `ex` (raised by the caller outside any except block, so the
     original is neither chained nor the context)."""
     outcome = outcome_of(ex)
-    if isinstance(ex, RunCancelled) and ex.signal is not None:
+    if isinstance(ex, RunCancelled) and (ex.signal is not None or received is not None):
         # Prefect's cancellation: hand the signal back; its engine ends the run Cancelled
+        name = received.name if received is not None else str(ex.signal)
         logger.warning("dlt run drained after %s; pending packages %s are finalized by the"
-                       " next run", ex.signal, (report or {}).get("pending_load_ids", []))
-        return TerminationSignal(getattr(signal.Signals, ex.signal, signal.SIGTERM))
+                       " next run", name, (report or {}).get("pending_load_ids", []))
+        return TerminationSignal(getattr(signal.Signals, name, signal.SIGTERM))
     if not isinstance(ex, Exception):
         return ex  # a hard stop (second signal) or Prefect's own interrupt: as it is
     logger.error("dlt run failed:\n%s",
@@ -233,14 +290,7 @@ def _pipeline(name: str, destination: Any, dataset_name: Optional[str],
 
 
 def _pipelines_dir(folder: Optional[str]) -> str:
-    field = "pipelines_dir"
-    if not folder:
-        field, folder = "DLT_RUNNER_PIPELINES_DIR", os.environ.get("DLT_RUNNER_PIPELINES_DIR")
-    if not folder:
-        home = os.environ.get("PREFECT_HOME") or str(Path.home() / ".prefect")
-        field, folder = "$PREFECT_HOME/dlt_pipelines", str(Path(home) / "dlt_pipelines")
-    validate.pipelines_dir(folder, field)
-    return folder
+    return validate.pipelines_root(folder, "PREFECT_HOME", "~/.prefect")
 
 
 def _run_key(context: Optional[TaskRunContext], pipeline_name: str) -> Optional[str]:

@@ -13,7 +13,11 @@ from tests.prefect.conftest import ROOT
 
 
 def test_the_prefect_example_runs_end_to_end(tmp_path: Path) -> None:
-    env = {**os.environ, "DLT_RUNNER_DEMO_DIR": str(tmp_path / "demo")}
+    from prefect.settings import PREFECT_API_URL
+
+    # the session's server: a temporary one per process may time out on a busy machine
+    env = {**os.environ, "DLT_RUNNER_DEMO_DIR": str(tmp_path / "demo"),
+           "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, "example_dags", "prefect_shop.py")], env=env,
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
