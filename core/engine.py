@@ -46,7 +46,7 @@ from dlt_runner.packages import (
     unreadable_job,
     without_sync,
 )
-from dlt_runner.progress import Progress, attached
+from dlt_runner.progress import Progress, StepSummary, attached
 from dlt_runner.report import AttemptRecord, RunReport, TPhase, record_attempt
 from dlt_runner.retry import (
     bind_retrying,
@@ -129,6 +129,8 @@ class Runner:
         self.report: Optional[RunReport] = None
         self.progress_sink: Optional[Callable[[str], None]] = None
         """Where progress lines go (an orchestrator's step log); None: the runner's logger."""
+        self.step_sink: Optional[Callable[[StepSummary], None]] = None
+        """Where a summary of each dlt step goes when it ends (e.g. a Prefect artifact)."""
         self.extracted: Any = None
         """The source (or resource) of the last extract attempt: lineage reads its inputs."""
         self._cancellation = Cancellation()
@@ -220,7 +222,8 @@ class Runner:
 
     def _progress(self) -> Optional[Progress]:
         every = self.config.progress_every
-        return Progress(every, self.progress_sink) if every is not None else None
+        return (Progress(every, self.progress_sink, self.step_sink) if every is not None
+                else None)
 
     def cancel(self, reason: str = "cancel requested") -> None:
         """Thread-safe; same effect as a first SIGTERM: drain, then raise `RunCancelled`."""

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from dlt.common.runtime.collector import NullCollector
@@ -25,16 +26,40 @@ COUNTERS = ("Resources", "Files", "Jobs")
 """dlt's counters that are not tables."""
 
 
-class Progress(Collector):
-    """A dlt collector that reports every `every` seconds, and once at the end of each step."""
+@dataclass(frozen=True)
+class StepSummary:
+    """What one dlt step did, handed to `Progress.step_sink` when it ends."""
 
-    def __init__(self, every: float, sink: Optional[Callable[[str], None]] = None) -> None:
+    step: str
+    """dlt's name for it, e.g. `extract shop`, `normalize shop in 1712.3`, `load shop in ...`."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows per table the step counted (extract, normalize)."""
+    jobs: tuple[int, Optional[int]] = (0, None)
+    """Load jobs done and in all (load)."""
+    seconds: float = 0.0
+    line: str = ""
+    """The step's last progress line."""
+
+
+class Progress(Collector):
+    """A dlt collector that reports every `every` seconds, and once at the end of each step
+    (then also as a `StepSummary` to `step_sink`, for an orchestrator's per-step report)."""
+
+    def __init__(self, every: float, sink: Optional[Callable[[str], None]] = None,
+                 step_sink: Optional[Callable[[StepSummary], None]] = None) -> None:
         self.every = every
         self.sink = sink or logger.info
+        self.step_sink = step_sink
         self.step = ""
         self.counts: dict[str, int] = defaultdict(int)
         self.totals: dict[str, int] = {}
         self._last = 0.0
+        self._started = 0.0
+
+    def rows(self) -> dict[str, int]:
+        """Rows per table counted so far in this step (dlt's own tables left out)."""
+        return {name: n for name, n in self.counts.items()
+                if name not in COUNTERS and " " not in name and not name.startswith("_dlt")}
 
     def update(self, name: str, inc: int = 1, total: Optional[int] = None,
                inc_total: Optional[int] = None, message: Optional[str] = None,
@@ -51,8 +76,7 @@ class Progress(Collector):
 
     def line(self) -> str:
         """`<step>: rows <table>=<n> ...; jobs <done>/<total> (<left> left)`."""
-        rows = " ".join(f"{name}={n}" for name, n in self.counts.items()
-                        if name not in COUNTERS and " " not in name and not name.startswith("_dlt"))
+        rows = " ".join(f"{name}={n}" for name, n in self.rows().items())
         parts = [f"rows {rows}"] if rows else []
         for name in COUNTERS:
             if name in self.counts or name in self.totals:
@@ -74,10 +98,22 @@ class Progress(Collector):
         self.step = step[:1].lower() + step[1:]
         self.counts = defaultdict(int)
         self.totals = {}
-        self._last = time.monotonic()
+        self._last = self._started = time.monotonic()
 
     def _stop(self) -> None:
         self._emit()
+        if self.step_sink is None or not (self.rows() or "Jobs" in self.counts):
+            return  # a pass that moved no data (dlt extracts the state on its own) says nothing
+        summary = StepSummary(
+            step=self.step, rows=self.rows(),
+            jobs=(self.counts.get("Jobs", 0), self.totals.get("Jobs")),
+            seconds=round(time.monotonic() - self._started, 3),
+            line=SECRETS.scrub_text(self.line()),
+        )
+        try:
+            self.step_sink(summary)
+        except Exception as ex:  # a report that fails never fails the run
+            logger.warning("step summary not delivered: %s: %s", type(ex).__name__, ex)
 
 
 @contextmanager

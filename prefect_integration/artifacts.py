@@ -6,6 +6,8 @@ Per task run (keys start with `dlt-<pipeline>`):
   `...-load-progress` is a progress bar of the load step's jobs;
 - `...-summary`: `RunReport.summary_markdown()` plus load ids, attempts, the trace location
   and the run configuration (`RunConfig.describe()`);
+- `...-extract`, `...-normalize`, `...-load`: a summary when each dlt step ends (the core's
+  `StepSummary`): rows per table, load jobs, seconds;
 - `...-schema-changes`: new tables and columns (the core's `on_schema_change` callback);
 - `...-failure`: one per failed attempt (the core's `on_retry`) and one per failed task try
   that never reached an attempt, with the scrubbed traceback.
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from dlt.pipeline.trace import PipelineTrace
 
     from dlt_runner.config import RunConfig
-    from dlt_runner.progress import Progress
+    from dlt_runner.progress import Progress, StepSummary
     from dlt_runner.report import RunReport
 
 __all__ = ["RunArtifacts", "artifact_key"]
@@ -83,13 +85,12 @@ class RunArtifacts(RunnerCallbacks):
         return sink
 
     def progress(self, line: str, collector: Optional["Progress"]) -> None:
-        from dlt_runner.progress import COUNTERS, Progress
+        from dlt_runner.progress import Progress
 
         if not isinstance(collector, Progress):
             return
         step = collector.step.split(" ")[0] if collector.step else "run"
-        tables = {name: n for name, n in collector.counts.items()
-                  if name not in COUNTERS and " " not in name and not name.startswith("_dlt")}
+        tables = collector.rows()
         jobs = (collector.counts.get("Jobs", 0), collector.totals.get("Jobs"))
         with self._lock:
             self._steps[step] = {"tables": tables, "jobs": jobs, "line": line}
@@ -123,6 +124,20 @@ class RunArtifacts(RunnerCallbacks):
             return update_progress_artifact(bar, percent, description=SECRETS.scrub_text(line))
 
         self._call(update, "load-progress")
+
+    def step_summary(self, summary: "StepSummary") -> None:
+        """`Runner.step_sink`: a summary artifact when a dlt step ends (`dlt-<p>-extract`,
+        `-normalize`, `-load`): rows per table, jobs, seconds."""
+        kind = summary.step.split(" ")[0] or "step"
+        lines = [f"# {_md(summary.step)} ({summary.seconds:.1f} s)", ""]
+        if summary.rows:
+            lines += ["| table | rows |", "|---|---:|"]
+            lines += [f"| {_md(t)} | {n} |" for t, n in sorted(summary.rows.items())]
+        done, total = summary.jobs
+        if total is not None:
+            lines += ["", f"Load jobs: {done} of {total} done."]
+        self._create("markdown", self.key(kind), "\n".join(lines),
+                     f"dlt {self.pipeline_name} (try {self.try_number}): {summary.line}")
 
     # --- the core's callbacks ---------------------------------------------------------------
 

@@ -154,6 +154,7 @@ def run_pipeline(
         runner = Runner(pipeline, config)
         runner.progress_sink = (board.progress_sink(pipeline) if board is not None
                                 else logger.info)
+        runner.step_sink = board.step_summary if board is not None else None
         run_key = _run_key(context, pipeline.pipeline_name)
         core = runner
         received, raised = _run_beside_prefect(

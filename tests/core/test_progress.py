@@ -9,7 +9,7 @@ import pytest
 
 from bench._sinks import slow_duckdb, slow_source
 from dlt_runner import RunConfigError, Runner
-from dlt_runner.progress import Progress
+from dlt_runner.progress import Progress, StepSummary
 
 
 def test_a_run_reports_rows_per_table_and_jobs_left(tmp_path: Path) -> None:
@@ -18,8 +18,10 @@ def test_a_run_reports_rows_per_table_and_jobs_left(tmp_path: Path) -> None:
                             destination=slow_duckdb(tmp_path / "w.duckdb", 0.3,
                                                     tmp_path / "jobs.log"))
     lines: list[str] = []
+    steps: list[StepSummary] = []
     runner = Runner(pipeline, progress_every=0.1)
     runner.progress_sink = lines.append
+    runner.step_sink = steps.append
     runner.run(slow_source(tables=4, rows=25))
 
     extract = [line for line in lines if line.startswith("extract slow")]
@@ -31,6 +33,12 @@ def test_a_run_reports_rows_per_table_and_jobs_left(tmp_path: Path) -> None:
     assert any(" left)" in line and "(0 left)" not in line for line in load), load
     assert load[-1].endswith("jobs 5/5 (0 left)"), load[-1]  # 4 tables + the state
     assert pipeline.collector.__class__.__name__ == "NullCollector"  # given back
+    # one summary as each step that counted something ends (dlt's second extract pass, of the
+    # state alone, moves no data): what an orchestrator shows per step
+    assert [s.step.split(" ")[0] for s in steps] == ["extract", "normalize", "load"]
+    assert steps[0].rows == {f"t{n}": 25 for n in range(4)} == steps[1].rows
+    assert steps[2].jobs == (5, 5) and steps[2].seconds >= 5 * 0.3 / 2  # two load workers
+    assert steps[2].line == load[-1]
 
 
 def test_progress_is_off_with_none_and_keeps_a_users_collector(tmp_path: Path) -> None:

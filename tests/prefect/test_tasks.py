@@ -159,6 +159,12 @@ def test_artifacts_present_and_scrubbed(tmp_path: Path, pipelines_dir: str) -> N
     assert "| events | 30 |" in summary.data
     assert "Run configuration" in summary.data and "store_trace_info" in summary.data
     assert "Load ids" in summary.data
+    # a summary after each dlt step, with the step's rows and jobs
+    assert {"dlt-api-extract", "dlt-api-normalize", "dlt-api-load"} <= keys
+    extract = [a for a in artifacts if a.key == "dlt-api-extract"]
+    assert any("| events | 30 |" in a.data for a in extract)
+    load = [a for a in artifacts if a.key == "dlt-api-load"]
+    assert any("Load jobs:" in a.data and " done." in a.data for a in load)
     schema = next(a for a in artifacts if a.key == "dlt-api-schema-changes")
     assert "events" in schema.data and "note" in schema.data
 
