@@ -405,16 +405,7 @@ def _run_config(
     settings: dict[str, Any],
 ) -> RunConfig:
     """One `RunConfig` from `run_config` and the keywords that override it."""
-    if isinstance(base, RunConfig):
-        fields = {name: getattr(base, name) for name in RunConfig.names()}
-    elif base is None or isinstance(base, Mapping):
-        fields = dict(base or {})
-        RunConfig.refuse_unknown(fields, "run_config.")
-    else:
-        raise RunConfigError(
-            "run_config", f"expected a RunConfig or a mapping, got {type(base).__name__}",
-            "pass dlt_runner.RunConfig(...) or a dict of its fields",
-        )
+    fields = RunConfig.fields_of(base)
     if fields.pop("drain_deadline", None) is not None:
         raise RunConfigError(
             "run_config.drain_deadline", "the task's drain deadline follows its timeout",

@@ -183,6 +183,21 @@ class RunConfig:
             raise RunConfigError(f"{where}{ex.field}", ex.problem, ex.fix) from None
 
     @classmethod
+    def fields_of(cls, base: Any, field: str = "run_config") -> dict[str, Any]:
+        """The fields of an adapter's `run_config` argument (a `RunConfig`, a mapping of its
+        fields, or None), for keywords to override before `build`."""
+        if isinstance(base, cls):
+            return {name: getattr(base, name) for name in cls.names()}
+        if base is None or isinstance(base, Mapping):
+            fields = dict(base or {})
+            cls.refuse_unknown(fields, f"{field}.")
+            return fields
+        raise RunConfigError(
+            field, f"expected a RunConfig or a mapping, got {type(base).__name__}",
+            "pass dlt_runner.RunConfig(...) or a dict of its fields",
+        )
+
+    @classmethod
     def refuse_unknown(
         cls, settings: Mapping[str, Any], where: str = "", allowed: Optional[Iterable[str]] = None
     ) -> None:

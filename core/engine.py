@@ -163,6 +163,7 @@ class Runner:
         callbacks = CallbackDispatcher(self.config.callbacks).with_collector(pipeline.collector)
         learn_from_pipeline(pipeline)
         learn_from_credentials(dest_kwargs.get("credentials"))
+        learn_from_credentials(self.config.state_store)  # a URL may carry a key or password
         logger.info("run %s of pipeline %s started", state.run_id, pipeline.pipeline_name)
         callbacks.fire("on_before", pipeline, self.config)
         cancel_reason: Optional[str] = None

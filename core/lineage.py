@@ -22,9 +22,11 @@ A source declares what it reads with `reads(source_or_resource, namespace, name)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from dlt_runner.tables import catalog, qualified_name
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -59,7 +61,7 @@ def location(pipeline: "Pipeline", table: str, prefix: Optional[str] = None) -> 
     dataset = str(pipeline.dataset_name)
     if prefix:
         base = prefix.rstrip("/")
-        return Location(base, f"{dataset}.{table}", f"{base}/{dataset}/{table}")
+        return Location(base, qualified_name(None, dataset, table), f"{base}/{dataset}/{table}")
     kind = pipeline.destination.destination_name if pipeline.destination else "unknown"
     try:
         config: Any = pipeline.destination_client().config
@@ -75,14 +77,15 @@ def location(pipeline: "Pipeline", table: str, prefix: Optional[str] = None) -> 
             and not host:
         path = Path(database).resolve()
         namespace = f"duckdb://localhost{path}"
-        return Location(namespace, f"{PurePath(database).stem}.{dataset}.{table}",
+        return Location(namespace, qualified_name(catalog("duckdb", database), dataset, table),
                         f"{namespace}/{dataset}/{table}")
     if host and database:
         scheme = SQL_SCHEMES.get(kind, kind)
         namespace = _server(scheme, str(host), getattr(credentials, "port", None))
-        return Location(namespace, f"{database}.{dataset}.{table}",
+        return Location(namespace, qualified_name(str(database), dataset, table),
                         f"{namespace}/{database}/{dataset}/{table}")
-    return Location(f"dlt://{kind}", f"{dataset}.{table}", f"dlt://{kind}/{dataset}/{table}")
+    return Location(f"dlt://{kind}", qualified_name(None, dataset, table),
+                    f"dlt://{kind}/{dataset}/{table}")
 
 
 def reads(data: Any, namespace: str, name: str) -> Any:

@@ -61,6 +61,10 @@ class Progress(Collector):
         return {name: n for name, n in self.counts.items()
                 if name not in COUNTERS and " " not in name and not name.startswith("_dlt")}
 
+    def jobs(self) -> tuple[int, Optional[int]]:
+        """Load jobs done so far in this step, and in all (None: not known yet)."""
+        return self.counts.get("Jobs", 0), self.totals.get("Jobs")
+
     def update(self, name: str, inc: int = 1, total: Optional[int] = None,
                inc_total: Optional[int] = None, message: Optional[str] = None,
                label: Optional[str] = None) -> None:
@@ -102,11 +106,11 @@ class Progress(Collector):
 
     def _stop(self) -> None:
         self._emit()
-        if self.step_sink is None or not (self.rows() or "Jobs" in self.counts):
+        rows = self.rows()
+        if self.step_sink is None or not (rows or "Jobs" in self.counts):
             return  # a pass that moved no data (dlt extracts the state on its own) says nothing
         summary = StepSummary(
-            step=self.step, rows=self.rows(),
-            jobs=(self.counts.get("Jobs", 0), self.totals.get("Jobs")),
+            step=self.step, rows=rows, jobs=self.jobs(),
             seconds=round(time.monotonic() - self._started, 3),
             line=SECRETS.scrub_text(self.line()),
         )

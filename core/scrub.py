@@ -126,6 +126,16 @@ def learn_from_credentials(credentials: Any) -> None:
     elif isinstance(credentials, str):
         for match in _URL_PASSWORD.finditer(credentials):
             SECRETS.add(match.group("pw"), credentials)
+        learn_from_credentials(dict(_query(credentials)))  # `?password=...`, `?token=...`
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        return parse_qsl(urlsplit(url).query)
+    except ValueError:
+        return []
 
 
 def learn_from_pipeline(pipeline: "Pipeline") -> None:

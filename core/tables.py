@@ -37,12 +37,16 @@ def database_of(pipeline: "Pipeline") -> Optional[str]:
         credentials = pipeline.destination_client().config.credentials
     except Exception:
         return None
-    database = getattr(credentials, "database", None)
+    return catalog(pipeline.destination.destination_name, getattr(credentials, "database", None))
+
+
+def catalog(destination_name: str, database: Any) -> Optional[str]:
+    """The catalog a destination's `database` setting names (None when it names none)."""
     if not isinstance(database, str) or not database:
         return None
     if database == ":memory:":
         return "memory"
-    if pipeline.destination.destination_name == "duckdb":
+    if destination_name == "duckdb":
         return PurePath(database).stem  # DuckDB names a file's catalog after its stem
     return database
 

@@ -91,7 +91,7 @@ class RunArtifacts(RunnerCallbacks):
             return
         step = collector.step.split(" ")[0] if collector.step else "run"
         tables = collector.rows()
-        jobs = (collector.counts.get("Jobs", 0), collector.totals.get("Jobs"))
+        jobs = collector.jobs()
         with self._lock:
             self._steps[step] = {"tables": tables, "jobs": jobs, "line": line}
             rows = self._progress_rows()
@@ -184,7 +184,7 @@ class RunArtifacts(RunnerCallbacks):
         """The run's summary: the core's Markdown, load ids, attempts, trace, configuration."""
         published = report.published()
         parts = [f"# dlt {self.pipeline_name}: {report.status}", "",
-                 report.summary_markdown(trace=published.get("trace_location"))]
+                 report.summary_markdown()]
         if published["load_ids"]:
             parts += ["", "## Load ids", "", *(f"- `{i}`" for i in published["load_ids"])]
         if published["attempt_history"]:

@@ -39,10 +39,10 @@ from prefect.futures import wait
 from dlt_runner import decompose as decomposition
 from dlt_runner import validate
 from dlt_runner.config import RunConfig
-from dlt_runner.errors import RunCancelled, RunConfigError
+from dlt_runner.errors import RunCancelled
 from dlt_runner.outcome import outcome_of
 from dlt_runner.prefect_integration.artifacts import RunArtifacts
-from dlt_runner.scrub import SECRETS, learn_from_credentials
+from dlt_runner.scrub import SECRETS
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -165,7 +165,7 @@ def run_pipeline(
         failure = ex
     report = runner.report if runner is not None else None
     if report is not None:
-        summary = report.summary_lines(trace=report.published().get("trace_location"))
+        summary = report.summary_lines()
         (logger.info if report.status == "success" else logger.warning)("\n".join(summary))
         if board is not None:
             board.summary(report, runner.config if runner is not None else RunConfig(),
@@ -253,32 +253,10 @@ def _prefect_outcome(ex: BaseException, report: Optional[dict[str, Any]],
 
 def _config(run_config: Union[RunConfig, Mapping[str, Any], None],
             settings: Mapping[str, Any]) -> RunConfig:
-    if run_config is None:
-        base: dict[str, Any] = {}
-    elif isinstance(run_config, RunConfig):
-        base = {name: getattr(run_config, name) for name in RunConfig.names()}
-    elif isinstance(run_config, Mapping):
-        RunConfig.refuse_unknown(run_config, "run_config.")
-        base = dict(run_config)
-    else:
-        raise RunConfigError("run_config", f"unsupported type {type(run_config).__name__}",
-                             "pass a dlt_runner.RunConfig or a dict of its fields")
-    base.update({k: v for k, v in settings.items() if v is not None})
-    if isinstance(base.get("state_store"), str):
-        learn_from_credentials(dict(_store_parts(base["state_store"])))
-    return RunConfig.build(base)
-
-
-def _store_parts(url: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl, urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    if parts.password:
-        SECRETS.add(parts.password, url)
-    return parse_qsl(parts.query)
+    """One `RunConfig` from `run_config` and the keywords set (not None) that override it."""
+    fields = RunConfig.fields_of(run_config)
+    fields.update({k: v for k, v in settings.items() if v is not None})
+    return RunConfig.build(fields)
 
 
 def _pipeline(name: str, destination: Any, dataset_name: Optional[str],

@@ -166,3 +166,14 @@ def test_a_secret_at_the_cut_of_a_long_error_is_scrubbed_before_the_cut() -> Non
         info = describe_error(ex)
     text = json.dumps(info)
     assert secret[:10] not in text and secret[-10:] not in text
+
+
+def test_a_url_teaches_its_password_and_secret_query_values() -> None:
+    """A state store URL (learned when a run starts) or DSN may carry a key in its query."""
+    from dlt_runner.scrub import SECRETS, learn_from_credentials
+
+    learn_from_credentials("s3://bucket/runner?endpoint_url=http://h&secret=Qx7-bucket-key")
+    learn_from_credentials("postgresql://u:Pw-91zz-store@db/x?sslmode=require")
+    text = SECRETS.scrub_text("seen: Qx7-bucket-key and Pw-91zz-store, sslmode require")
+    assert "Qx7-bucket-key" not in text and "Pw-91zz-store" not in text
+    assert "require" in text  # a query value whose name is not secret stays
