@@ -168,7 +168,10 @@ def test_a_hard_stop_reaches_the_caller_unchanged(
 
     def two_sigints() -> None:
         os.kill(os.getpid(), signal.SIGINT)
-        threading.Event().wait(0.2)
+        # the second only once the first was handled: two signals that reach a main thread
+        # blocked in C before its handler runs are one (a fixed pause lost that race)
+        while not signals.was_signal_received():
+            threading.Event().wait(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
     _when_jobs_started(tmp_path / "jobs.log", 2, two_sigints)
